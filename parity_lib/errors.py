@@ -1,0 +1,47 @@
+"""One exception tree for the suite: every message says what was got, what was expected, how to fix it."""
+
+from __future__ import annotations
+
+
+class ParityError(Exception):
+    """Base of every error the suite raises on purpose."""
+
+
+class ConfigError(ParityError):
+    """A command-line option or argument is malformed or names something that does not exist."""
+
+
+class UnknownToolError(ConfigError):
+    """A tool name that is not one of the registered extractors/steerers."""
+
+
+class ModelSpecError(ConfigError):
+    """A `--model` value that is neither a registry name nor a readable PATH_OR_ID[:LAYER[:MULTIPLIER]]."""
+
+
+class WeightsNotFoundError(ConfigError):
+    """A model's weights are not present locally (no hub access at run time)."""
+
+
+class LayerOutOfRangeError(ConfigError):
+    """The requested layer index does not exist in the model."""
+
+
+class UnsupportedModelError(ConfigError):
+    """The model has no recognisable list of decoder layers."""
+
+
+class PromptFileError(ConfigError):
+    """A prompt file is missing, empty, malformed, or a Python file that was not explicitly allowed."""
+
+
+class NonFiniteActivationError(ParityError):
+    """An extracted activation or direction contains NaN or Inf."""
+
+
+class DeviceOutOfMemoryError(ParityError):
+    """The device ran out of memory while running a cycle."""
+
+
+class GateClosedError(ParityError):
+    """The protocol's hard stop: raw activations do not match across tools, so no study may run."""

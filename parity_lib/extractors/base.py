@@ -1,0 +1,53 @@
+"""The extractor Protocol and what every extractor returns.
+
+An extractor gets a loaded model, a left-padded batch and a layer index, and returns the residual
+stream at the *output* of decoder layer L (the input of layer L+1's input layernorm: pre-LN), as
+`[batch, seq, hidden]` in the model's own dtype. Casting to float32 happens later, explicitly, in the
+direction math (`directions.py`): an extractor never changes the dtype, so the dtype check can see it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import torch
+
+from ..batching import Batch, last_real_index
+from ..errors import NonFiniteActivationError
+from ..models import LoadedModel
+
+
+@dataclass(frozen=True)
+class Activations:
+    resid: torch.Tensor  # [B, S, H], model dtype, on the model's device
+    last: torch.Tensor  # [B, H], the last real token of each row
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.resid.dtype
+
+
+@runtime_checkable
+class Extractor(Protocol):
+    name: str
+
+    def extract(self, lm: LoadedModel, batch: Batch, layer: int) -> Activations:
+        """Residual stream at the output of decoder layer `layer` for every token of `batch`."""
+        ...
+
+
+def unwrap(output: object) -> torch.Tensor:
+    """Decoder layers return a Tensor in transformers 5 (Qwen2 since 4.54) and a tuple before."""
+    return output if isinstance(output, torch.Tensor) else output[0]  # type: ignore[index]
+
+
+def finish(resid: torch.Tensor, batch: Batch, tool: str) -> Activations:
+    """Check the captured tensor and pick each row's last real token."""
+    if not torch.isfinite(resid).all():
+        bad = int((~torch.isfinite(resid)).sum())
+        raise NonFiniteActivationError(
+            f"{tool}: the layer output holds {bad} NaN/Inf values of {resid.numel()}; the model "
+            f"overflowed in this dtype: rerun with --dtype float32 (or bfloat16 instead of float16)")
+    rows = torch.arange(resid.shape[0], device=resid.device)
+    return Activations(resid, resid[rows, last_real_index(batch).to(resid.device)])

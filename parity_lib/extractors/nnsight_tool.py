@@ -1,0 +1,43 @@
+"""NNsight: wrap the model once with `nnsight.NNsight`, trace, save `layers[L].output`, stop.
+
+`NNsight(model)` permanently wraps every submodule's forward, so the wrapper is built once per loaded
+model and reused (kept in `LoadedModel.extras`). The tokenizer is never handed to nnsight:
+`TransformersModel` would set its padding side and pad token. `tracer.stop()` after the save skips
+the layers after L and stays exact (FIELD_NOTES).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..batching import Batch
+from ..models import LoadedModel
+from .base import Activations, finish, unwrap
+
+
+def wrapped(lm: LoadedModel):
+    if "nnsight" not in lm.extras:
+        import nnsight
+
+        lm.extras["nnsight"] = nnsight.NNsight(lm.model)
+    return lm.extras["nnsight"]
+
+
+def envoy_layer(nm, lm: LoadedModel, layer: int):
+    """The Envoy of decoder layer `layer`, found by the same dotted path as the torch module."""
+    node = nm
+    for part in lm.layers_path.split("."):
+        node = getattr(node, part)
+    return node[layer]
+
+
+class NNsightExtractor:
+    name = "nnsight"
+
+    def extract(self, lm: LoadedModel, batch: Batch, layer: int) -> Activations:
+        nm = wrapped(lm)
+        with torch.no_grad():
+            with nm.trace(**batch.model_inputs(), use_cache=False) as tracer:
+                saved = envoy_layer(nm, lm, layer).output.save()
+                tracer.stop()
+        return finish(unwrap(saved).detach().clone(), batch, self.name)

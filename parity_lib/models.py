@@ -1,0 +1,218 @@
+"""Model specs, the registry, and loading: HF id or local dir, shipped organisms, seeded random models.
+
+Loading is offline by default (`local_files_only=True`): no machine of this project reaches a hub,
+and a study should never silently download. Weights load as safetensors; `trust_remote_code` only
+when the caller asks for it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from .errors import LayerOutOfRangeError, ModelSpecError, UnsupportedModelError, WeightsNotFoundError
+from .prompts import FIXTURES
+
+MODELS_DIR = FIXTURES / "models"
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What to load and where to look: `source` is an HF id, a local dir, or `random:<arch>`."""
+
+    name: str
+    source: str
+    layer: int
+    multiplier: float
+    kind: str = "pretrained"  # pretrained | random | shape
+    note: str = ""
+    multipliers: dict[str, float] = field(default_factory=dict)  # per steering scope, when known
+
+    def multiplier_for(self, scope: str) -> float:
+        return self.multipliers.get(scope, self.multiplier)
+
+
+@dataclass
+class LoadedModel:
+    spec: ModelSpec
+    model: nn.Module
+    tokenizer: Any
+    dtype: torch.dtype
+    device: torch.device
+    layers_path: str  # dotted path of the decoder ModuleList, e.g. "model.layers"
+    attn_implementation: str
+    extras: dict[str, Any] = field(default_factory=dict)  # per-tool wrappers built once (nnsight)
+
+    @property
+    def layers(self) -> nn.ModuleList:
+        return self.model.get_submodule(self.layers_path)
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.layers)
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    @property
+    def templated(self) -> bool:
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.spec.name, "source": self.spec.source, "kind": self.spec.kind,
+                "layer": self.spec.layer, "dtype": str(self.dtype).removeprefix("torch."),
+                "device": str(self.device), "attn_implementation": self.attn_implementation,
+                "architecture": type(self.model).__name__, "n_layers": self.n_layers,
+                "hidden_size": self.hidden_size}
+
+
+def _organism_spec(name: str, note: str) -> ModelSpec:
+    path = MODELS_DIR / name
+    defaults_file = path / "parity_defaults.json"
+    defaults = json.loads(defaults_file.read_text()) if defaults_file.is_file() else {}
+    scoped = defaults.get("multiplier", {})
+    scoped = scoped if isinstance(scoped, dict) else {"target_to_final": float(scoped)}
+    main = float(scoped.get("target_to_final", 1.0))
+    return ModelSpec(name, str(path), int(defaults.get("layer", 16)), main, "pretrained", note,
+                     {k: float(v) for k, v in scoped.items()})
+
+
+def registry() -> dict[str, ModelSpec]:
+    specs = [
+        ModelSpec("qwen-7b", "Qwen/Qwen2.5-7B-Instruct", 16, 15.0, note="paper model (primary)"),
+        ModelSpec("gemma-9b", "google/gemma-2-9b-it", 16, 25.0, note="paper model (non-Qwen control)"),
+        _organism_spec("qwen2-organism", "trained here: Qwen2, 28 layers, learned refusal"),
+        _organism_spec("gemma2-organism", "trained here: Gemma2, 42 layers, learned refusal"),
+        ModelSpec("qwen2-tiny", "random:qwen2", 16, 4.0, "random", "seeded random Qwen2, 28 layers"),
+        ModelSpec("gemma2-tiny", "random:gemma2", 16, 4.0, "random", "seeded random Gemma2, 42 layers"),
+    ]
+    return {s.name: s for s in specs}
+
+
+DEFAULT_MODELS = ("qwen2-organism", "gemma2-organism")
+
+
+def parse_model(arg: str) -> ModelSpec:
+    """A registry name, or PATH_OR_ID[:LAYER[:MULTIPLIER]] (a Windows drive colon is not supported)."""
+    known = registry()
+    head, *rest = arg.split(":")
+    if head == "random" and rest:  # random:qwen2[:LAYER[:MULT]]
+        head, rest = f"random:{rest[0]}", rest[1:]
+    if len(rest) > 2:
+        raise ModelSpecError(f"--model {arg!r}: expected NAME or PATH_OR_ID[:LAYER[:MULTIPLIER]]")
+    try:
+        layer = int(rest[0]) if rest and rest[0] else None
+        mult = float(rest[1]) if len(rest) > 1 else None
+    except ValueError:
+        raise ModelSpecError(f"--model {arg!r}: LAYER must be an integer and MULTIPLIER a number, "
+                             f"e.g. ./my-model:16:8.0") from None
+    if head in known:
+        spec = known[head]
+    elif head.startswith("random:"):
+        spec = ModelSpec(head.replace(":", "-"), head, 16, 4.0, "random")
+    elif Path(head).exists() or _looks_like_hub_id(head):
+        spec = ModelSpec(Path(head).name or head, head, 16, 1.0)
+    else:
+        raise ModelSpecError(f"--model {arg!r}: not a known model ({', '.join(sorted(known))}), not an "
+                             f"existing directory, and not a hub id of the form org/name")
+    if layer is not None:
+        spec = replace(spec, layer=layer)
+    if mult is not None:
+        spec = replace(spec, multiplier=mult, multipliers={})
+    return spec
+
+
+def _looks_like_hub_id(text: str) -> bool:
+    parts = text.split("/")
+    return len(parts) == 2 and all(parts) and not text.startswith((".", "/", "~"))
+
+
+def load(spec: ModelSpec, dtype: str = "float32", device: str = "cpu", *, seed: int = 0,
+         trust_remote_code: bool = False, allow_network: bool = False,
+         attn_implementation: str | None = None) -> LoadedModel:
+    if dtype not in DTYPES:
+        raise ModelSpecError(f"--dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
+    torch_dtype = DTYPES[dtype]
+    if spec.kind in ("random", "shape"):
+        model, tok = _build_random(spec, torch_dtype, device, seed)
+    else:
+        model, tok = _from_pretrained(spec, torch_dtype, device, trust_remote_code, allow_network,
+                                      attn_implementation)
+    model.eval()
+    layers_path = find_layers_path(model, spec)
+    loaded = LoadedModel(spec, model, tok, torch_dtype, torch.device(device), layers_path,
+                         str(getattr(model.config, "_attn_implementation", "unknown")))
+    check_layer(loaded, spec.layer)
+    return loaded
+
+
+def _from_pretrained(spec, torch_dtype, device, trust_remote_code, allow_network, attn):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    local = Path(spec.source).expanduser()
+    source = str(local) if local.exists() else spec.source
+    if local.exists() and not any(local.glob("*.safetensors")) and not any(local.glob("*.bin")):
+        raise WeightsNotFoundError(f"model {spec.name!r}: directory {local} holds no weights "
+                                   f"(*.safetensors); save the model there with save_pretrained")
+    kwargs: dict[str, Any] = {"dtype": torch_dtype, "use_safetensors": True,
+                              "trust_remote_code": trust_remote_code,
+                              "local_files_only": not allow_network}
+    if attn:
+        kwargs["attn_implementation"] = attn
+    try:
+        tok = AutoTokenizer.from_pretrained(source, local_files_only=not allow_network,
+                                            trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as exc:
+        if local.exists():
+            raise WeightsNotFoundError(f"model {spec.name!r}: cannot load {local}: {exc}") from None
+        raise WeightsNotFoundError(
+            f"model {spec.name!r}: weights for {spec.source!r} are not present locally. Download them on "
+            f"a machine with network (`huggingface-cli download {spec.source}`) and pass the directory "
+            f"with --model DIR:{spec.layer}, or put them in the HF cache; --allow-network lets the "
+            f"run download them itself.") from None
+    return model.to(device), tok
+
+
+def _build_random(spec, torch_dtype, device, seed):
+    from .shapes import build_config
+
+    from transformers import AutoModelForCausalLM
+
+    from .byte_tokenizer import byte_tokenizer
+
+    config = build_config(spec)
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    with torch.device(device):
+        model = AutoModelForCausalLM.from_config(config, dtype=torch_dtype)
+    torch.random.set_rng_state(generator_state)
+    return model, byte_tokenizer()
+
+
+def find_layers_path(model: nn.Module, spec: ModelSpec) -> str:
+    """Dotted path of the decoder-layer list: the ModuleList with num_hidden_layers entries."""
+    want = getattr(model.config, "num_hidden_layers", None)
+    for name, module in model.named_modules():
+        if isinstance(module, nn.ModuleList) and len(module) == want and name.endswith("layers"):
+            return name
+    raise UnsupportedModelError(
+        f"model {spec.name!r} ({type(model).__name__}): found no list of {want} decoder layers named "
+        f"'*.layers'; the suite supports decoder-only causal LMs like Llama, Qwen2, Gemma2, Mistral")
+
+
+def check_layer(loaded: LoadedModel, layer: int) -> None:
+    if not 0 <= layer < loaded.n_layers:
+        raise LayerOutOfRangeError(
+            f"model {loaded.spec.name!r}: layer {layer} is out of range, the model has {loaded.n_layers} "
+            f"decoder layers (0..{loaded.n_layers - 1}); pass --model {loaded.spec.name}:LAYER")
+
+
+Loader = Callable[[ModelSpec], LoadedModel]
