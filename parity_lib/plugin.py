@@ -1,0 +1,173 @@
+"""The pytest plugin: options, fixtures, parametrization, worker→controller facts, result files.
+
+Thin glue over the library. Tests ask for `model_name`, `tool_name`, `tool_pair` or `repeat` and are
+parametrized from the command line; facts recorded with `record_check` / `record_cycle` travel from
+xdist workers to the controller through `workeroutput` and are written once, at session end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .errors import ConfigError
+from .extractors import parse_tools
+from .models import DEFAULT_MODELS, DTYPES, parse_model
+from .prompts import load_prompts
+from .results import CHECKLIST_NAME, merge_checklist
+from .session import Suite
+
+SUITE_KEY = pytest.StashKey[Suite]()
+FACTS_KEY = pytest.StashKey[dict]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("parity", "tooling parity suite")
+    g.addoption("--model", action="append", default=[], metavar="NAME|PATH_OR_ID[:LAYER[:MULT]]",
+                help=f"model to test (repeatable); default: {', '.join(DEFAULT_MODELS)}")
+    g.addoption("--tools", default="hooks,nnsight,pyvene", help="comma-separated tools")
+    g.addoption("--dtype", default="float32", choices=sorted(DTYPES), help="model dtype")
+    g.addoption("--device", default="cpu", help="cpu, cuda or cuda:N (xdist workers pin cuda:worker%%n)")
+    g.addoption("--prompts", default=None, metavar="PATH",
+                help="prompt set: JSON like fixtures/prompts/paper_prompts.json, or a Python file with "
+                     "HARMFUL/HARMLESS/EVAL lists (executed, since you named it)")
+    g.addoption("--seed", type=int, default=42)
+    g.addoption("--results-dir", default="results", help="where result JSON files go")
+    g.addoption("--reports-dir", default="reports", help="where outcome reports go")
+    g.addoption("--allow-network", action="store_true", help="let from_pretrained download weights")
+    g.addoption("--trust-remote-code", action="store_true", help="run model code from the checkpoint")
+
+
+def _worker_device(device: str, config: pytest.Config) -> str:
+    """Each xdist worker on its own GPU: worker index modulo visible GPUs, chosen before any CUDA use."""
+    worker = getattr(config, "workerinput", {}).get("workerid")
+    if device != "cuda" or worker is None:
+        return device
+    import torch
+
+    count = torch.cuda.device_count()
+    return f"cuda:{int(worker.removeprefix('gw')) % count}" if count else device
+
+
+def _build_suite(config: pytest.Config) -> Suite:
+    opt = config.getoption
+    try:
+        tools = parse_tools(opt("--tools"))
+        specs = tuple(parse_model(m) for m in (opt("--model") or DEFAULT_MODELS))
+        prompts = load_prompts(opt("--prompts"), allow_python=True)
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise pytest.UsageError(f"--model given twice for the same name: {names}")
+    device = _worker_device(opt("--device"), config)
+    _check_device(device)
+    return Suite(specs, tools, prompts, opt("--dtype"), device, opt("--seed"),
+                 opt("--allow-network"), opt("--trust-remote-code"))
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    if device == "cpu":
+        return
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise pytest.UsageError(f"--device {device}: no CUDA device is visible (torch "
+                                    f"{torch.__version__}); use --device cpu or check CUDA_VISIBLE_DEVICES")
+        return
+    raise pytest.UsageError(f"--device {device!r}: use cpu, cuda or cuda:N")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[SUITE_KEY] = _build_suite(config)
+    config.stash[FACTS_KEY] = {"checks": [], "models": {}}
+    if not os.environ.get("PARITY_KEEP_THREADS"):
+        import torch
+
+        torch.set_num_threads(max(1, min(torch.get_num_threads(), int(os.environ.get("PARITY_THREADS", "1")))))
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    s = config.stash[SUITE_KEY]
+    return [f"parity: models={[m.name for m in s.models]} tools={list(s.tools)} dtype={s.dtype} "
+            f"device={s.device} seed={s.seed}",
+            f"parity: prompts={s.prompts.source} sha256={s.prompts.sha256[:16]}"]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    suite = metafunc.config.stash[SUITE_KEY]
+    names = [s.name for s in suite.models]
+    fixtures = metafunc.fixturenames
+    if "model_name" in fixtures and "model_name" not in _explicit(metafunc):
+        metafunc.parametrize("model_name", names, scope="session")
+    if "tool_name" in fixtures and "tool_name" not in _explicit(metafunc):
+        metafunc.parametrize("tool_name", suite.tools)
+    if "tool_pair" in fixtures:
+        pairs = list(combinations(suite.tools, 2))
+        metafunc.parametrize("tool_pair", pairs, ids=[f"{a}~{b}" for a, b in pairs])
+
+
+def _explicit(metafunc: pytest.Metafunc) -> set[str]:
+    return {n for m in metafunc.definition.iter_markers("parametrize") for n in m.args[0].split(",")}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """One xdist group per model, so `--dist loadgroup` keeps each model on one worker."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec and "model_name" in callspec.params:
+            item.add_marker(pytest.mark.xdist_group(callspec.params["model_name"]))
+
+
+@pytest.fixture(scope="session")
+def suite(pytestconfig: pytest.Config) -> Suite:
+    return pytestconfig.stash[SUITE_KEY]
+
+
+@pytest.fixture(scope="session")
+def loaded_model(suite: Suite, model_name: str, pytestconfig: pytest.Config):
+    lm = suite.model(model_name)
+    pytestconfig.stash[FACTS_KEY]["models"][model_name] = lm.describe()
+    return lm
+
+
+@pytest.fixture
+def record_check(pytestconfig: pytest.Config, request: pytest.FixtureRequest):
+    """Record a CheckResult for the checklist file: `record_check(model_name, result)`."""
+    def record(model: str, result) -> None:
+        pytestconfig.stash[FACTS_KEY]["checks"].append({"model": model, **result.to_dict(),
+                                                        "test": request.node.nodeid})
+    return record
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    facts = config.stash[FACTS_KEY]
+    if hasattr(config, "workerinput"):
+        config.workeroutput["parity_facts"] = json.dumps(facts, default=str)
+        return
+    _write_checklist(config, facts)
+
+
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    raw = getattr(node, "workeroutput", {}).get("parity_facts")
+    if raw:
+        theirs = json.loads(raw)
+        mine = node.config.stash[FACTS_KEY]
+        mine["checks"].extend(theirs["checks"])
+        mine["models"].update(theirs["models"])
+
+
+def _write_checklist(config: pytest.Config, facts: dict) -> None:
+    if not facts["checks"]:
+        return
+    suite = config.stash[SUITE_KEY]
+    path = Path(config.getoption("--results-dir")) / CHECKLIST_NAME
+    merge_checklist(path, facts["checks"], suite.config_key(), suite.provenance(), facts["models"])

@@ -1,0 +1,79 @@
+"""Result files: atomic JSON writes, the checklist file, per-cycle files, and resume.
+
+A result is written to a temporary file in the same directory and renamed over the target, so a run
+killed half-way leaves either the old complete file or the new complete file, never a partial one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+CHECKLIST_NAME = "phase1_parity_checklist.json"
+SCHEMA = 1
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=1, sort_keys=True, default=str)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: Path) -> Any | None:
+    """The file's content, or None when it is missing or unreadable (a stray partial file is ignored)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def checklist_key(entry: Mapping[str, Any]) -> str:
+    return f"{entry['model']}|{entry['tool']}|{entry['check']}"
+
+
+def merge_checklist(path: Path, entries: Iterable[Mapping[str, Any]], config: Mapping[str, Any],
+                    provenance: Mapping[str, Any], models: Mapping[str, Any]) -> dict[str, Any]:
+    """Update the checklist file with this run's entries. Entries from an earlier run of the same
+    configuration (dtype, device, prompts, code) are kept for the models/checks this run did not
+    touch; a different configuration starts a fresh file, since its numbers are not comparable."""
+    old = read_json(path)
+    keep = {}
+    if old and old.get("config") == dict(config):
+        keep = {checklist_key(e): e for e in old.get("entries", [])}
+        models = {**old.get("models", {}), **models}
+    elif old:  # another configuration's finished checklist: set aside, never overwritten
+        cfg = old.get("config", {})
+        tag = f"{cfg.get('dtype')}-{str(cfg.get('device')).replace(':', '')}-{str(cfg.get('code'))[:8]}"
+        os.replace(path, path.with_name(f"{path.stem}.{tag}.json"))
+    for entry in entries:
+        keep[checklist_key(entry)] = dict(entry)
+    ordered = [keep[k] for k in sorted(keep)]
+    data = {"schema": SCHEMA, "config": dict(config), "provenance": dict(provenance), "models": dict(models),
+            "entries": ordered, "summary": summarize_checklist(ordered)}
+    write_json_atomic(path, data)
+    return data
+
+
+def summarize_checklist(entries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """{model: {"passed": bool, "failed": [check [tool], ...], "per_tool": {tool: bool}}}."""
+    out: dict[str, Any] = {}
+    for e in entries:
+        m = out.setdefault(e["model"], {"passed": True, "failed": [], "per_tool": {}})
+        for tool in (t for t in e["tool"].split("~") if t != "*"):
+            m["per_tool"][tool] = m["per_tool"].get(tool, True) and bool(e["passed"])
+        if not e["passed"]:
+            m["passed"] = False
+            m["failed"].append(f"{e['check']} [{e['tool']}]")
+    return out

@@ -1,0 +1,50 @@
+"""The run's configuration and its loaded models: what the pytest plugin hands to every test.
+
+Plain library code (no pytest) so a notebook can build the same `Suite` and call the same checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .models import LoadedModel, ModelSpec, load
+from .prompts import PromptSet
+from .provenance import provenance
+
+
+@dataclass
+class Suite:
+    models: tuple[ModelSpec, ...]
+    tools: tuple[str, ...]
+    prompts: PromptSet
+    dtype: str = "float32"
+    device: str = "cpu"
+    seed: int = 42
+    allow_network: bool = False
+    trust_remote_code: bool = False
+    _loaded: dict[str, LoadedModel] = field(default_factory=dict, repr=False)
+
+    def spec(self, name: str) -> ModelSpec:
+        return next(s for s in self.models if s.name == name)
+
+    def model(self, name: str) -> LoadedModel:
+        """Loaded once per process (per xdist worker), then reused by every test of that model."""
+        if name not in self._loaded:
+            self._loaded[name] = load(self.spec(name), self.dtype, self.device, seed=self.seed,
+                                      trust_remote_code=self.trust_remote_code,
+                                      allow_network=self.allow_network)
+        return self._loaded[name]
+
+    def provenance(self, **extra: Any) -> dict[str, Any]:
+        return provenance(dtype=self.dtype, device=self.device, seed=self.seed,
+                          prompt_sha256=self.prompts.sha256, prompt_source=self.prompts.source, **extra)
+
+    def config_key(self) -> dict[str, Any]:
+        """What makes two checklist runs comparable."""
+        from .provenance import code_fingerprint
+
+        return {"dtype": self.dtype, "device": self.device.split(":")[0], "prompt_sha256": self.prompts.sha256,
+                "code": code_fingerprint(), "torch": torch.__version__}

@@ -1,0 +1,156 @@
+"""Deliberately wrong extractors, one per silent trap in FIELD_NOTES. Test fixtures only: never
+offered as tools. Each names the checklist item that must catch it."""
+
+from __future__ import annotations
+
+import torch
+
+from parity_lib.batching import Batch, from_ids
+from parity_lib.extractors.base import Activations, finish, unwrap
+from parity_lib.models import LoadedModel
+from parity_lib.reference import next_norm
+
+
+class _HookBase:
+    """Captures with a forward hook on layer L through `grab`, running the whole forward."""
+
+    name = "planted"
+
+    def grab(self, output: torch.Tensor) -> torch.Tensor:
+        return output.detach().clone()
+
+    def target(self, lm: LoadedModel, layer: int):
+        return lm.layers[layer]
+
+    def run(self, lm: LoadedModel, batch: Batch) -> None:
+        with torch.no_grad():
+            lm.model(**batch.model_inputs(), use_cache=False)
+
+    def capture(self, lm: LoadedModel, batch: Batch, layer: int) -> torch.Tensor:
+        store = []
+        handle = self.target(lm, layer).register_forward_hook(lambda m, a, o: store.append(self.grab(unwrap(o))))
+        try:
+            self.run(lm, batch)
+        finally:
+            handle.remove()
+        return store[0]
+
+    def extract(self, lm: LoadedModel, batch: Batch, layer: int) -> Activations:
+        resid = self.capture(lm, batch, layer)
+        if resid.dim() == 2:  # what `out[0]` gives at batch 1: [S, H]; the "last token" of it
+            return Activations(resid, resid[-1:].clone())
+        return finish(resid, batch, self.name)
+
+
+class TensorIndexZero(_HookBase):
+    name = "planted-out0"
+    catches = "shape"
+
+    def grab(self, output):  # tuple-era idiom on a Tensor: drops the batch dim at batch 1
+        return output[0].detach().clone()
+
+
+class LayerInput(_HookBase):
+    name = "planted-layer-input"
+    catches = "residual_location"
+
+    def capture(self, lm, batch, layer):
+        store = []
+        handle = lm.layers[layer].register_forward_pre_hook(
+            lambda m, a, k: store.append((a[0] if a else k["hidden_states"]).detach().clone()),
+            with_kwargs=True)
+        try:
+            self.run(lm, batch)
+        finally:
+            handle.remove()
+        return store[0]
+
+
+class PostLayerNorm(_HookBase):
+    name = "planted-post-ln"
+    catches = "residual_location"
+
+    def target(self, lm, layer):
+        return next_norm(lm, layer)
+
+
+class BosPosition(_HookBase):
+    name = "planted-bos"
+    catches = "token_position"
+
+    def extract(self, lm, batch, layer):
+        resid = self.capture(lm, batch, layer)
+        first = batch.attention_mask.argmax(-1)
+        return Activations(resid, resid[torch.arange(len(batch)), first])
+
+
+class RightPadding(_HookBase):
+    name = "planted-right-pad"
+    catches = "token_position"
+
+    def run(self, lm, batch):
+        rows = [ids[mask.bool()].tolist() for ids, mask in zip(batch.input_ids, batch.attention_mask)]
+        width = batch.input_ids.shape[1]
+        pad = int(batch.input_ids[batch.attention_mask == 0][0]) if (batch.attention_mask == 0).any() else 0
+        ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows], device=batch.input_ids.device)
+        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=ids.device)
+        with torch.no_grad():
+            lm.model(input_ids=ids, attention_mask=mask, use_cache=False)
+
+    def extract(self, lm, batch, layer):
+        resid = self.capture(lm, batch, layer)
+        return Activations(resid, resid[:, -1])
+
+
+class NoAttentionMask(_HookBase):
+    name = "planted-no-mask"
+    catches = "token_position"
+
+    def run(self, lm, batch):
+        with torch.no_grad():
+            lm.model(input_ids=batch.input_ids, use_cache=False)
+
+
+class NoClone(_HookBase):
+    name = "planted-no-clone"
+    catches = "in_place_safety"
+
+    def grab(self, output):
+        return output.detach()
+
+
+class UpcastFloat64(_HookBase):
+    name = "planted-upcast"
+    catches = "dtype"
+
+    def grab(self, output):
+        return output.detach().to(torch.float64)
+
+
+class PyveneDefaultCollect:
+    """pyvene's `block_output` component with per-row position lists, the documented-looking form."""
+
+    name = "planted-pyvene-block-output"
+    catches = "shape"
+
+    def extract(self, lm, batch, layer):
+        import pyvene as pv
+
+        from parity_lib.extractors.pyvene_tool import restore_model_state
+
+        before = {n: p.requires_grad for n, p in lm.model.named_parameters()}
+        config = pv.IntervenableConfig(representations=[
+            {"layer": layer, "component": "block_output", "intervention": pv.CollectIntervention()}])
+        model = pv.IntervenableModel(config, lm.model)
+        positions = list(range(batch.input_ids.shape[1]))
+        try:
+            with torch.no_grad():
+                (_, collected), _ = model(base=batch.model_inputs(),
+                                          unit_locations={"base": [positions] * len(batch)})
+        finally:
+            restore_model_state(lm, before)
+        return finish(collected[0], batch, self.name)
+
+
+PLANTED = [TensorIndexZero, LayerInput, PostLayerNorm, BosPosition, RightPadding, NoAttentionMask,
+           NoClone, UpcastFloat64, PyveneDefaultCollect]

@@ -1,0 +1,33 @@
+"""Inputs shared by the Section D checks: one prompt, and prompts of unequal lengths for padding."""
+
+from __future__ import annotations
+
+import pytest
+
+from parity_lib import checklist
+from parity_lib.batching import Batch
+from parity_lib.extractors import get_extractor
+
+LAYER_NOTE = "the model spec's layer (16 for the protocol's models)"
+
+
+@pytest.fixture(scope="session")
+def layer(loaded_model) -> int:
+    return loaded_model.spec.layer
+
+
+@pytest.fixture(scope="session")
+def one_prompt(loaded_model, suite) -> Batch:
+    return checklist.single(loaded_model, suite.prompts.harmful[0])
+
+
+@pytest.fixture(scope="session")
+def unequal_prompts(loaded_model, suite) -> list[str]:
+    """Shortest, a middle one and the longest evaluation prompt: a left-padded batch of unequal rows."""
+    by_len = sorted(suite.prompts.eval, key=lambda p: checklist.single(loaded_model, p).input_ids.shape[1])
+    return [by_len[-1], by_len[0], by_len[len(by_len) // 2]]
+
+
+@pytest.fixture
+def extractor(tool_name):
+    return get_extractor(tool_name)
