@@ -69,7 +69,10 @@ def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     denom = 1.0 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # At k = 0 and k = n the bound is exactly 0 or 1; float rounding would leave 1e-16 off it.
+    lo = 0.0 if k == 0 else max(0.0, centre - half)
+    hi = 1.0 if k == n else min(1.0, centre + half)
+    return lo, hi
 
 
 def mean_std(values: Iterable[float]) -> tuple[float, float]:
@@ -82,7 +85,11 @@ def mean_std(values: Iterable[float]) -> tuple[float, float]:
 
 
 def component_divergence(a: Vector, b: Vector, top: int = 5) -> dict[str, Any]:
-    """Where two directions differ: the largest |a_i − b_i|, its index, the `top` worst, and ‖a − b‖."""
+    """Where two directions differ (the protocol's per-component divergence, to localise a mismatch).
+
+    Returns the largest |a_i − b_i|, its index, the `top` worst components as
+    (index, a_i, b_i, a_i − b_i), and ‖a − b‖₂.
+    """
     x, y = _vector(a), _vector(b)
     if x.shape != y.shape:
         raise ValueError(f"cannot compare directions of shapes {x.shape} and {y.shape}")

@@ -154,3 +154,48 @@ class PyveneDefaultCollect:
 
 PLANTED = [TensorIndexZero, LayerInput, PostLayerNorm, BosPosition, RightPadding, NoAttentionMask,
            NoClone, UpcastFloat64, PyveneDefaultCollect]
+
+
+class NNsightWithoutIter:
+    """nnsight steering written without `tracer.iter`: only the prompt forward is edited."""
+
+    name = "planted-nnsight-no-iter"
+
+    def generate(self, lm, batch, spec, max_new_tokens):
+        from parity_lib.extractors.nnsight_tool import envoy_layer
+        from parity_lib.steering.base import generation_kwargs
+        from parity_lib.steering.nnsight_tool import language_model
+
+        tm, vec = language_model(lm), spec.vector(lm.dtype, lm.device)
+        with torch.no_grad():
+            with tm.generate(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                             **generation_kwargs(lm, max_new_tokens)) as tracer:
+                for layer in spec.layers:
+                    envoy_layer(tm, lm, layer).output[:] += vec
+                result = tracer.result.save()
+        return result[:, batch.input_ids.shape[1]:]
+
+
+class HooksTargetOnly:
+    """A hook steerer that ignores the scope and edits layer L alone (mis-scoped)."""
+
+    name = "planted-hooks-target-only"
+
+    def generate(self, lm, batch, spec, max_new_tokens):
+        from dataclasses import replace
+
+        from parity_lib.steering import HooksSteerer
+
+        return HooksSteerer().generate(lm, batch, replace(spec, layers=spec.layers[:1]), max_new_tokens)
+
+
+def pyvene_skipping_prompt():
+    """pyvene's default `intervene_on_prompt=False`: the prompt is never steered."""
+    from parity_lib.steering import PyveneSteerer
+
+    steerer = PyveneSteerer(intervene_on_prompt=False)
+    steerer.name = "planted-pyvene-prompt-skipped"
+    return steerer
+
+
+PLANTED_STEERERS = [NNsightWithoutIter, HooksTargetOnly, pyvene_skipping_prompt]

@@ -1,0 +1,16 @@
+"""Report writers: the JSON report dict, its Markdown rendering, and PNG figures."""
+
+from parity_lib.report.json_report import PROTOCOL_BUDGET, build_report, dumps_report, write_atomic
+from parity_lib.report.markdown import render_markdown
+from parity_lib.report.plots import cosine_heatmap, rate_bars, to_data_uri
+
+__all__ = [
+    "PROTOCOL_BUDGET",
+    "build_report",
+    "cosine_heatmap",
+    "dumps_report",
+    "rate_bars",
+    "render_markdown",
+    "to_data_uri",
+    "write_atomic",
+]

@@ -1,0 +1,104 @@
+"""The firing map: which (forward step, layer, position) a steerer actually edited during generation.
+
+Observed without hooks, since pyvene removes every forward hook on the model: the `forward` of a few
+submodules (never the decoder blocks, which nnsight intercepts) is wrapped for the duration (instance attribute, restored after). For each layer the raw
+output is rebuilt as resid_in + attention contribution + MLP contribution, in the model's dtype and
+order, so it is bitwise what the layer returned *before* any steering; the edited value is what the
+next layernorm reads (which is also the next layer's resid_in; layer 0's is the embedding output,
+Gemma2's sqrt(H) scaling included). Their difference is the steering edit, exactly zero where nothing fired.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import torch
+from torch import nn
+
+from ..extractors.base import unwrap
+from ..models import LoadedModel
+from ..reference import contributions, next_norm
+from .spec import SteeringSpec
+
+
+@dataclass
+class FiringLog:
+    steps: int = 0
+    positions: list[int] = field(default_factory=list)  # sequence length of each forward step
+    edited: dict[tuple[int, int], int] = field(default_factory=dict)  # (step, layer) -> positions edited
+    max_error: float = 0.0  # max |edit − m·v| over edited positions
+
+    def mismatches(self, spec: SteeringSpec, n_layers: int, expected_steps: int) -> list[str]:
+        """Differences from the spec: every step, every position, exactly the spec's layers."""
+        out = [] if self.steps == expected_steps else [f"{self.steps} forward steps, expected {expected_steps}"]
+        for step in range(self.steps):
+            for layer in range(n_layers):
+                want = self.positions[step] if layer in spec.layers else 0
+                got = self.edited.get((step, layer), 0)
+                if got != want:
+                    out.append(f"step {step} layer {layer}: {got}/{self.positions[step]} positions edited, "
+                               f"expected {want}")
+        return out
+
+
+@contextmanager
+def _wrap_forward(module: nn.Module, after: Callable[[tuple, dict, Any], None]) -> Iterator[None]:
+    had_own = "forward" in module.__dict__
+    inner = module.forward
+
+    def forward(*args, **kwargs):
+        out = inner(*args, **kwargs)
+        after(args, kwargs, out)
+        return out
+
+    module.forward = forward
+    try:
+        yield
+    finally:
+        if had_own:
+            module.forward = inner
+        else:
+            del module.forward
+
+
+@contextmanager
+def record_firing(lm: LoadedModel, spec: SteeringSpec) -> Iterator[FiringLog]:
+    log = FiringLog()
+    vec = spec.vector(lm.dtype, lm.device).double()
+    raw: dict[int, dict[str, torch.Tensor]] = {}
+
+    def first_arg(args, kwargs) -> torch.Tensor:
+        return args[0] if args else kwargs["hidden_states"]
+
+    def on_embed(args, kwargs, out):
+        log.steps += 1
+        log.positions.append(out.shape[1])
+        raw.setdefault(0, {})["in"] = out.detach().clone()
+
+    def on_part(layer: int, key: str):
+        def after(args, kwargs, out):
+            raw.setdefault(layer, {})[key] = unwrap(out).detach().clone()
+        return after
+
+    def on_consumer(layer: int):
+        def after(args, kwargs, out):
+            parts = raw[layer]
+            before = (parts["in"] + parts["attn"]) + parts["mlp"]
+            delta = (first_arg(args, kwargs).double() - before.double())
+            touched = delta.abs().amax(dim=(0, 2)) > 0
+            log.edited[(log.steps - 1, layer)] = int(touched.sum())
+            raw.setdefault(layer + 1, {})["in"] = first_arg(args, kwargs).detach().clone()
+            if touched.any():
+                log.max_error = max(log.max_error, float((delta[:, touched] - vec).abs().max()))
+        return after
+
+    with ExitStack() as stack:
+        stack.enter_context(_wrap_forward(lm.model.get_input_embeddings(), on_embed))
+        for layer, block in enumerate(lm.layers):
+            attn, mlp = contributions(block)
+            stack.enter_context(_wrap_forward(attn, on_part(layer, "attn")))
+            stack.enter_context(_wrap_forward(mlp, on_part(layer, "mlp")))
+            stack.enter_context(_wrap_forward(next_norm(lm, layer), on_consumer(layer)))
+        yield log

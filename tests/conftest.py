@@ -1,0 +1,21 @@
+"""Fixtures for the suite's self-tests: small models built here, independent of --model."""
+
+from __future__ import annotations
+
+import pytest
+
+from parity_lib import models
+
+pytest_plugins = ["pytester"]
+
+_CACHE: dict[tuple[str, str], models.LoadedModel] = {}
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    """`tiny("qwen2-tiny", "float32")`: seeded random models of the real depths, loaded once."""
+    def get(name: str, dtype: str = "float32") -> models.LoadedModel:
+        if (name, dtype) not in _CACHE:
+            _CACHE[(name, dtype)] = models.load(models.parse_model(name), dtype)
+        return _CACHE[(name, dtype)]
+    return get

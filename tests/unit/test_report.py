@@ -1,0 +1,162 @@
+"""Report writers: the JSON dict, its Markdown rendering, atomic writes, and the PNG figures."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+import pytest
+
+from parity_lib.metrics import summarize_model
+from parity_lib.outcome import decide
+from parity_lib.report import (
+    PROTOCOL_BUDGET,
+    build_report,
+    cosine_heatmap,
+    dumps_report,
+    rate_bars,
+    render_markdown,
+    to_data_uri,
+    write_atomic,
+)
+from parity_lib.report.plots import cosine_matrix
+
+TOOLS = ("hooks", "nnsight", "pyvene")
+QWEN, GEMMA = "qwen2-organism", "gemma2-organism"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+SAME = np.arange(1.0, 9.0)
+FLIPPED = np.array([1.0, -1.0] * 4)
+
+
+def record(model: str, tool: str, repeat: int, *, vector: np.ndarray = SAME, refusal: int = 27,
+           ok: bool = True) -> dict:
+    if not ok:
+        return {"schema": 1, "model": model, "tool": tool, "repeat": repeat, "status": "error",
+                "error": "CUDA out of memory | retry", "direction": None, "n_prompts": 30}
+    labels = ["refusal"] * refusal + ["normal"] * (30 - refusal)
+    return {"schema": 1, "model": model, "tool": tool, "repeat": repeat, "status": "ok", "error": None,
+            "direction": {"unit": (vector / np.linalg.norm(vector)).tolist(), "norm": 3.0, "layer": 16},
+            "labels": labels, "n_prompts": 30, "timings": {"total_s": 600.0},
+            "steering": {"scope": "target_to_final", "multiplier": 4.0, "steer_with": "hooks"}}
+
+
+def study(hooks_diverge_on: tuple[str, ...]) -> dict:
+    """Two models, three tools, two repeats; hooks extracts another direction on the listed models."""
+    def recs(m):
+        out = []
+        for t in TOOLS:
+            bad = t == "hooks" and m in hooks_diverge_on
+            vector, refusal = (FLIPPED, 3) if bad else (SAME, 27)
+            out += [record(m, t, r, vector=vector, refusal=refusal) for r in (1, 2)]
+        return out
+    return {m: summarize_model(recs(m)) for m in (QWEN, GEMMA)}
+
+
+CHECKLIST = {m: {t: t != "hooks" for t in TOOLS} for m in (QWEN, GEMMA)}
+TIMING = {"per_cycle_s": [600.0] * 12, "total_s": 7200.0}
+
+
+def report_for(summaries: dict, timing: dict = TIMING, budget: dict | None = None) -> dict:
+    decision = decide(summaries, CHECKLIST)
+    return build_report(summaries, decision, CHECKLIST, {"commit": "abc123"}, timing, budget)
+
+
+@pytest.fixture(scope="module")
+def model_specific() -> dict:
+    return report_for(study(hooks_diverge_on=(QWEN,)))
+
+
+def test_report_survives_a_json_round_trip(model_specific):
+    assert json.loads(dumps_report(model_specific)) == model_specific
+
+
+@pytest.mark.parametrize(("diverge_on", "verdict"), [
+    pytest.param((QWEN,), "Outcome 2: Model-specific artifact", id="model-specific"),
+    pytest.param((QWEN, GEMMA), "Outcome 1: Tooling issue is real and generalizable", id="generalizable"),
+    pytest.param((), "Outcome 4: Stop — tooling divergence is not generalizable", id="no-divergence"),
+])
+def test_markdown_states_the_verdict(diverge_on, verdict):
+    assert f"**Verdict: {verdict}**" in render_markdown(report_for(study(diverge_on)))
+
+
+def test_markdown_says_inconclusive_when_nothing_triggers():
+    summaries = {QWEN: summarize_model([record(QWEN, "hooks", 1, ok=False), record(QWEN, "nnsight", 1)])}
+    assert "**Verdict: inconclusive**" in render_markdown(report_for(summaries))
+
+
+@pytest.mark.parametrize("heading", [
+    "## What was tested", "## Outcome and why", "## What to do next", "### qwen2-organism",
+    "## Parity checklist (PROTOCOL Section D)", "## Determinism", "## Errors", "## Time and budget",
+    "## Provenance",
+])
+def test_markdown_has_section(model_specific, heading):
+    assert f"\n{heading}\n" in render_markdown(model_specific)
+
+
+def test_markdown_shows_the_numbers_that_triggered(model_specific):
+    assert "hooks vs nnsight: cosine min -0.0990, refusal gap 80.0 pp" in render_markdown(model_specific)
+
+
+def test_markdown_shows_the_rate_with_its_interval(model_specific):
+    assert "90.0 ± 0.0% [79.9, 95.3]" in render_markdown(model_specific)
+
+
+def test_markdown_escapes_pipes_in_error_messages():
+    summaries = {QWEN: summarize_model([record(QWEN, "hooks", 1, ok=False), record(QWEN, "nnsight", 1)])}
+    assert "CUDA out of memory \\| retry" in render_markdown(report_for(summaries))
+
+
+def test_markdown_embeds_the_given_plots(model_specific):
+    text = render_markdown(model_specific, {QWEN: {"Cosine matrix": "qwen_cos.png"}})
+    assert f"![Cosine matrix — {QWEN}](qwen_cos.png)" in text
+
+
+@pytest.mark.parametrize(("total_s", "within"),
+                         [(7200.0, True), (9.75 * 3600, True), (9.75 * 3600 + 1, False)],
+                         ids=["2h", "exactly-budget", "over-budget"])
+def test_timing_compares_total_to_the_protocol_budget(total_s, within):
+    timing = report_for(study(()), timing={"per_cycle_s": [1.0], "total_s": total_s})["timing"]
+    assert timing["within_budget"] is within
+
+
+@pytest.mark.parametrize(("model", "budget_s"), [(QWEN, 900.0), (GEMMA, 1200.0)])
+def test_timing_matches_per_cycle_budget_by_model_family(model_specific, model, budget_s):
+    assert model_specific["timing"]["per_model"][model]["budget_cycle_s"] == budget_s
+
+
+def test_default_budget_is_protocol_section_f(model_specific):
+    assert model_specific["timing"]["budget"]["total_s"] == PROTOCOL_BUDGET["total_s"] == 35100.0
+
+
+def test_write_atomic_writes_the_text(tmp_path):
+    write_atomic(tmp_path / "sub" / "phase1_outcome.md", "hello\n")
+    assert (tmp_path / "sub" / "phase1_outcome.md").read_text() == "hello\n"
+
+
+def test_write_atomic_replaces_and_leaves_no_temp_file(tmp_path):
+    target = tmp_path / "report.json"
+    write_atomic(target, "old")
+    write_atomic(target, "new")
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"] and target.read_text() == "new"
+
+
+@pytest.mark.parametrize("plot", [cosine_heatmap, rate_bars], ids=["heatmap", "rate-bars"])
+def test_plot_is_a_png(plot):
+    assert plot(study((QWEN,))[QWEN]).startswith(PNG_MAGIC)
+
+
+@pytest.mark.parametrize("plot", [cosine_heatmap, rate_bars], ids=["heatmap", "rate-bars"])
+def test_plot_draws_a_tool_without_data(plot):
+    summary = summarize_model([record(QWEN, "hooks", 1, ok=False), record(QWEN, "nnsight", 1)])
+    assert plot(summary).startswith(PNG_MAGIC)
+
+
+def test_cosine_matrix_marks_missing_data_as_nan():
+    summary = summarize_model([record(QWEN, "hooks", 1, ok=False), record(QWEN, "nnsight", 1)])
+    assert np.isnan(cosine_matrix(summary)[1]).tolist() == [[True, True], [True, True]]
+
+
+def test_data_uri_round_trips_the_png():
+    uri = to_data_uri(PNG_MAGIC)
+    assert base64.b64decode(uri.removeprefix("data:image/png;base64,")) == PNG_MAGIC
