@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from .cycle import StudySettings
 from .errors import ConfigError
 from .extractors import parse_tools
 from .models import DEFAULT_MODELS, DTYPES, parse_model
@@ -39,6 +40,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--seed", type=int, default=42)
     g.addoption("--results-dir", default="results", help="where result JSON files go")
     g.addoption("--reports-dir", default="reports", help="where outcome reports go")
+    g.addoption("--repeats", type=int, default=5, help="K repeats per (model, tool) (study)")
+    g.addoption("--steer-with", default="hooks", choices=["hooks", "same"],
+                help="hooks: one reference steerer for every tool's direction; same: each tool its own")
+    g.addoption("--scope", default="target_to_final", choices=["target", "target_to_final"],
+                help="steer layer L only, or L and every later layer (the paper's scope)")
+    g.addoption("--multiplier", type=float, default=None, help="override every model's multiplier")
+    g.addoption("--max-new-tokens", type=int, default=256)
+    g.addoption("--gen-batch-size", type=int, default=0, help="prompts per generate call; 0 = all")
+    g.addoption("--n-eval", type=int, default=0, help="use only the first N eval prompts; 0 = all")
+    g.addoption("--fresh", action="store_true", help="recompute cycles even when a result file matches")
+    g.addoption("--override-gate", action="store_true",
+                help="run the study although the preflight checklist failed (investigating a divergence)")
     g.addoption("--allow-network", action="store_true", help="let from_pretrained download weights")
     g.addoption("--trust-remote-code", action="store_true", help="run model code from the checkpoint")
 
@@ -67,8 +80,13 @@ def _build_suite(config: pytest.Config) -> Suite:
         raise pytest.UsageError(f"--model given twice for the same name: {names}")
     device = _worker_device(opt("--device"), config)
     _check_device(device)
+    try:
+        settings = StudySettings(opt("--repeats"), opt("--scope"), opt("--steer-with"), opt("--max-new-tokens"),
+                                 opt("--gen-batch-size"), opt("--n-eval"), opt("--multiplier"))
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
     return Suite(specs, tools, prompts, opt("--dtype"), device, opt("--seed"),
-                 opt("--allow-network"), opt("--trust-remote-code"))
+                 opt("--allow-network"), opt("--trust-remote-code"), settings)
 
 
 def _check_device(device: str) -> None:
@@ -109,6 +127,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("model_name", names, scope="session")
     if "tool_name" in fixtures and "tool_name" not in _explicit(metafunc):
         metafunc.parametrize("tool_name", suite.tools)
+    if "repeat" in fixtures:
+        metafunc.parametrize("repeat", range(1, suite.settings.repeats + 1),
+                             ids=[f"r{k}" for k in range(1, suite.settings.repeats + 1)])
     if "tool_pair" in fixtures:
         pairs = list(combinations(suite.tools, 2))
         metafunc.parametrize("tool_pair", pairs, ids=[f"{a}~{b}" for a, b in pairs])
@@ -147,6 +168,14 @@ def record_check(pytestconfig: pytest.Config, request: pytest.FixtureRequest):
     return record
 
 
+@pytest.fixture(scope="session")
+def record_check_session(pytestconfig: pytest.Config):
+    """Session-scoped variant of `record_check`, for checks run by a fixture (the study gate)."""
+    def record(model: str, result) -> None:
+        pytestconfig.stash[FACTS_KEY]["checks"].append({"model": model, **result.to_dict(), "test": "gate"})
+    return record
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     facts = config.stash[FACTS_KEY]
@@ -163,6 +192,8 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
         mine = node.config.stash[FACTS_KEY]
         mine["checks"].extend(theirs["checks"])
         mine["models"].update(theirs["models"])
+        mine.setdefault("cycles", []).extend(theirs.get("cycles", []))
+        mine.setdefault("gate", {}).update(theirs.get("gate", {}))
 
 
 def _write_checklist(config: pytest.Config, facts: dict) -> None:

@@ -77,3 +77,29 @@ def summarize_checklist(entries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
             m["passed"] = False
             m["failed"].append(f"{e['check']} [{e['tool']}]")
     return out
+
+
+def cycle_path(results_dir: Path, model: str, tool: str, repeat: int) -> Path:
+    return Path(results_dir) / "phase1" / model / tool / f"r{repeat}.json"
+
+
+def error_path(path: Path) -> Path:
+    return path.with_name(path.stem + ".error.json")
+
+
+def current_record(path: Path, key: str) -> dict[str, Any] | None:
+    """The finished record at `path` if it was made with configuration `key`, else None."""
+    data = read_json(path)
+    if data and data.get("status") == "ok" and data.get("config_key") == key:
+        return data
+    return None
+
+
+def write_cycle(path: Path, record: Mapping[str, Any]) -> None:
+    """An ok record replaces the file and clears a stale error; an error record goes beside it, so a
+    finished result is never overwritten by a failed rerun."""
+    if record.get("status") == "ok":
+        write_json_atomic(path, record)
+        error_path(path).unlink(missing_ok=True)
+    else:
+        write_json_atomic(error_path(path), record)

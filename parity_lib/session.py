@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from .cycle import StudySettings
 from .models import LoadedModel, ModelSpec, load
 from .prompts import PromptSet
 from .provenance import provenance
@@ -25,6 +26,7 @@ class Suite:
     seed: int = 42
     allow_network: bool = False
     trust_remote_code: bool = False
+    settings: StudySettings = field(default_factory=StudySettings)
     _loaded: dict[str, LoadedModel] = field(default_factory=dict, repr=False)
 
     def spec(self, name: str) -> ModelSpec:

@@ -1,0 +1,142 @@
+"""One extraction + steering cycle for (model, tool, repeat): protocol Sections B and C.
+
+Each cycle extracts afresh (no caching across repeats: run-to-run variance is what is measured),
+computes the difference-of-means direction, steers the evaluation prompts with it, classifies the
+outputs, and records next-token logits under steering for logit-level parity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+from .batching import encode
+from .classify import classify
+from .directions import Direction, diff_of_means
+from .errors import ConfigError, DeviceOutOfMemoryError
+from .extractors import get_extractor
+from .models import LoadedModel
+from .prompts import PromptSet, format_all
+from .steering import SCOPES, SteeringSpec, get_steerer
+
+STEER_MODES = ("hooks", "same")
+LOGIT_TOP_K = 64
+
+
+@dataclass(frozen=True)
+class StudySettings:
+    repeats: int = 5
+    scope: str = "target_to_final"
+    steer_with: str = "hooks"  # "hooks": one reference steerer for every tool; "same": each tool's own
+    max_new_tokens: int = 256
+    gen_batch_size: int = 0  # 0 = all evaluation prompts in one batch
+    n_eval: int = 0  # 0 = all evaluation prompts
+    multiplier: float | None = None  # None = the model spec's multiplier for the scope
+
+    def __post_init__(self) -> None:
+        if self.scope not in SCOPES:
+            raise ConfigError(f"--scope {self.scope!r}: choose {' or '.join(SCOPES)}")
+        if self.steer_with not in STEER_MODES:
+            raise ConfigError(f"--steer-with {self.steer_with!r}: choose hooks (one reference steerer, "
+                              f"isolates extraction) or same (each tool steers with its own mechanism)")
+        if self.repeats < 1 or self.max_new_tokens < 1 or self.gen_batch_size < 0 or self.n_eval < 0:
+            raise ConfigError("--repeats and --max-new-tokens must be ≥ 1; --gen-batch-size, --n-eval ≥ 0")
+
+    def multiplier_for(self, lm: LoadedModel) -> float:
+        return self.multiplier if self.multiplier is not None else lm.spec.multiplier_for(self.scope)
+
+
+@dataclass
+class CycleResult:
+    model: str
+    tool: str
+    repeat: int
+    direction: Direction
+    steering: dict[str, Any]
+    labels: list[str]
+    texts: list[str]
+    new_tokens: list[list[int]]
+    logits_top: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def rates(self) -> dict[str, float]:
+        n = len(self.labels)
+        return {k: sum(lab == k for lab in self.labels) / n for k in ("refusal", "garbled", "normal")}
+
+    def to_record(self, *, config_key: str, provenance: dict[str, Any]) -> dict[str, Any]:
+        return {"schema": 1, "model": self.model, "tool": self.tool, "repeat": self.repeat,
+                "status": "ok", "error": None, "config_key": config_key,
+                "direction": self.direction.summary(), "labels": self.labels, "texts": self.texts,
+                "new_tokens": self.new_tokens, "n_prompts": len(self.labels), "rates": self.rates(),
+                "logits": self.logits_top, "timings": self.timings, "steering": self.steering,
+                "provenance": provenance}
+
+
+def config_key(lm: LoadedModel, tool: str, prompts: PromptSet, settings: StudySettings,
+               code: str) -> str:
+    """What a cached cycle must share with this run to be reused."""
+    payload = {"spec": asdict(lm.spec), "tool": tool, "prompts": prompts.sha256, "settings": asdict(settings),
+               "dtype": str(lm.dtype), "device": lm.device.type, "code": code,
+               "multiplier": settings.multiplier_for(lm)}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def extract_direction(lm: LoadedModel, tool: str, prompts: PromptSet) -> Direction:
+    texts = format_all(lm.tokenizer, [*prompts.harmful, *prompts.harmless])
+    batch = encode(lm.tokenizer, texts, templated=lm.templated, device=lm.device)
+    acts = get_extractor(tool).extract(lm, batch, lm.spec.layer)
+    n = len(prompts.harmful)
+    return diff_of_means(acts.last[:n], acts.last[n:], lm.spec.layer)
+
+
+def steer_eval(lm: LoadedModel, steerer_name: str, spec: SteeringSpec, prompts: PromptSet,
+               settings: StudySettings) -> tuple[list[list[int]], dict[str, Any]]:
+    steerer = get_steerer(steerer_name)
+    evals = list(prompts.eval[: settings.n_eval or None])
+    size = settings.gen_batch_size or len(evals)
+    tokens: list[list[int]] = []
+    for start in range(0, len(evals), size):
+        chunk = format_all(lm.tokenizer, evals[start:start + size])
+        batch = encode(lm.tokenizer, chunk, templated=lm.templated, device=lm.device)
+        out = steerer.generate(lm, batch, spec, settings.max_new_tokens)
+        tokens.extend(_strip(row.tolist(), lm.tokenizer) for row in out)
+    full = encode(lm.tokenizer, format_all(lm.tokenizer, evals), templated=lm.templated, device=lm.device)
+    logits = steerer.logits(lm, full, spec)
+    k = min(LOGIT_TOP_K, logits.shape[-1])
+    top = logits.topk(k, dim=-1)
+    return tokens, {"ids": top.indices.tolist(), "values": top.values.tolist(), "k": k}
+
+
+def _strip(row: list[int], tokenizer) -> list[int]:
+    """Drop padding after EOS: the generated continuation up to and including the first EOS."""
+    eos = tokenizer.eos_token_id
+    return row[: row.index(eos) + 1] if eos is not None and eos in row else row
+
+
+def run_cycle(lm: LoadedModel, tool: str, prompts: PromptSet, settings: StudySettings,
+              repeat: int) -> CycleResult:
+    start = time.perf_counter()
+    try:
+        direction = extract_direction(lm, tool, prompts)
+        extracted = time.perf_counter()
+        multiplier = settings.multiplier_for(lm)
+        spec = SteeringSpec.build(direction.unit, lm.spec.layer, lm.n_layers, multiplier, settings.scope)
+        steerer = tool if settings.steer_with == "same" else "hooks"
+        tokens, logits_top = steer_eval(lm, steerer, spec, prompts, settings)
+    except torch.cuda.OutOfMemoryError:
+        raise DeviceOutOfMemoryError(
+            f"{lm.spec.name}/{tool} r{repeat}: out of device memory; lower --gen-batch-size (now "
+            f"{settings.gen_batch_size or 'all'}) or --max-new-tokens, or use --dtype bfloat16") from None
+    done = time.perf_counter()
+    texts = [lm.tokenizer.decode(t, skip_special_tokens=True) for t in tokens]
+    labels = [classify(t, prompts.refusal_keywords, prompts.garbled_rules).value for t in texts]
+    steering = {**spec.describe(), "steer_with": steerer, "max_new_tokens": settings.max_new_tokens,
+                "gen_batch_size": settings.gen_batch_size or len(tokens), "decoding": "greedy"}
+    return CycleResult(lm.spec.name, tool, repeat, direction, steering, labels, texts, tokens, logits_top,
+                       {"extract_s": extracted - start, "generate_s": done - extracted,
+                        "total_s": time.perf_counter() - start})
