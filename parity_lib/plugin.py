@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ from .results import CHECKLIST_NAME, merge_checklist
 from .session import Suite
 
 SUITE_KEY = pytest.StashKey[Suite]()
+STARTED_KEY = pytest.StashKey[float]()
+WRITTEN_KEY = pytest.StashKey[Any]()
 FACTS_KEY = pytest.StashKey[dict]()
 
 
@@ -105,7 +108,8 @@ def _check_device(device: str) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[SUITE_KEY] = _build_suite(config)
-    config.stash[FACTS_KEY] = {"checks": [], "models": {}}
+    config.stash[FACTS_KEY] = {"checks": [], "models": {}, "cycles": [], "gate": {}}
+    config.stash[STARTED_KEY] = time.perf_counter()
     if not os.environ.get("PARITY_KEEP_THREADS"):
         import torch
 
@@ -176,13 +180,66 @@ def record_check_session(pytestconfig: pytest.Config):
     return record
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Workers hand their facts over; the controller writes the checklist and the outcome report
+    (before pytest-html renders, so the verdict and plots can go into the HTML)."""
     config = session.config
     facts = config.stash[FACTS_KEY]
     if hasattr(config, "workerinput"):
         config.workeroutput["parity_facts"] = json.dumps(facts, default=str)
         return
-    _write_checklist(config, facts)
+    checklist = _write_checklist(config, facts)
+    if facts["cycles"]:
+        written = _write_outcome(config, facts, checklist)
+        config.stash[WRITTEN_KEY] = written
+        if _regressed(written, facts) and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _regressed(written, facts: dict) -> bool:
+    """Exit status policy: a divergence verdict (Outcome 1 or 2) or a failed cycle fails the run."""
+    primary = written.decision.primary
+    return (primary is not None and primary.outcome in (1, 2)) or any(
+        c["status"] != "ok" for c in facts["cycles"])
+
+
+def _write_outcome(config: pytest.Config, facts: dict, checklist: dict):
+    from .report.session_report import write_outcome
+
+    suite = config.stash[SUITE_KEY]
+    per_tool = {m: v["per_tool"] for m, v in checklist.get("summary", {}).items()}
+    extra = {"gate": facts["gate"], "study_settings": suite.settings.__dict__,
+             "models_loaded": facts["models"]}
+    return write_outcome(Path(config.getoption("--reports-dir")), facts["cycles"], per_tool, suite.tools,
+                         suite.provenance(), time.perf_counter() - config.stash[STARTED_KEY], extra)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    written = config.stash.get(WRITTEN_KEY, None)
+    if written is None:
+        return
+    from .report.session_report import terminal_lines
+
+    terminalreporter.section("parity: Phase 1 outcome")
+    for line in terminal_lines(written):
+        terminalreporter.write_line(line)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_results_summary(prefix: list, summary: list, postfix: list, session: pytest.Session) -> None:
+    written = session.config.stash.get(WRITTEN_KEY, None)
+    if written is None:
+        return
+    from html import escape
+
+    d = written.decision
+    parts = [f"<h2>Phase 1 outcome: {escape(d.verdict)}</h2>", f"<p>{escape(d.next_step)}</p>"]
+    for model, images in written.plots.items():
+        parts.append(f"<h3>{escape(model)}</h3>")
+        parts += [f'<img alt="{escape(c)}" title="{escape(c)}" src="{uri}" style="max-width:45%">'
+                  for c, uri in images.items()]
+    prefix.extend(parts)
 
 
 def pytest_testnodedown(node: Any, error: Any) -> None:
@@ -196,9 +253,9 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
         mine.setdefault("gate", {}).update(theirs.get("gate", {}))
 
 
-def _write_checklist(config: pytest.Config, facts: dict) -> None:
+def _write_checklist(config: pytest.Config, facts: dict) -> dict:
     if not facts["checks"]:
-        return
+        return {}
     suite = config.stash[SUITE_KEY]
     path = Path(config.getoption("--results-dir")) / CHECKLIST_NAME
-    merge_checklist(path, facts["checks"], suite.config_key(), suite.provenance(), facts["models"])
+    return merge_checklist(path, facts["checks"], suite.config_key(), suite.provenance(), facts["models"])

@@ -31,12 +31,15 @@ class CycleStore:
     _code: str = field(default_factory=code_fingerprint)
     log: Callable[[str], None] = print
 
+    def key(self, lm: LoadedModel, tool: str) -> str:
+        return config_key(lm, tool, self.prompts, self.settings, self._code)
+
     def ensure(self, lm: LoadedModel, tool: str, repeat: int) -> tuple[dict[str, Any], bool]:
         """The cycle's record and whether it was computed now (False: reused from disk)."""
         ident = (lm.spec.name, tool, repeat)
         if ident in self._done:
             return self._done[ident], False
-        key = config_key(lm, tool, self.prompts, self.settings, self._code)
+        key = self.key(lm, tool)
         path = cycle_path(self.results_dir, *ident)
         cached = None if self.fresh else current_record(path, key)
         if cached is not None:

@@ -8,7 +8,7 @@ import pytest
 
 from parity_lib.gate import gate
 from parity_lib.plugin import FACTS_KEY
-from parity_lib.results import CHECKLIST_NAME
+from parity_lib.results import CHECKLIST_NAME, cycle_path
 from parity_lib.study import CycleStore
 
 
@@ -42,8 +42,14 @@ def gate_open(loaded_model, suite, pytestconfig, model_name, record_check_sessio
 
 @pytest.fixture
 def cycle(store, loaded_model, gate_open, tool_name, repeat, pytestconfig):
-    record, computed = store.ensure(loaded_model, tool_name, repeat)
-    pytestconfig.stash[FACTS_KEY].setdefault("cycles", []).append(
-        {"model": record["model"], "tool": tool_name, "repeat": repeat, "computed": computed,
-         "total_s": record.get("timings", {}).get("total_s")})
+    """The cycle's record; its outcome (ok or error) is reported to the controller for the report."""
+    fact = {"model": loaded_model.spec.name, "tool": tool_name, "repeat": repeat,
+            "path": str(cycle_path(store.results_dir, loaded_model.spec.name, tool_name, repeat)),
+            "config_key": store.key(loaded_model, tool_name)}
+    try:
+        record, computed = store.ensure(loaded_model, tool_name, repeat)
+    except Exception as exc:
+        pytestconfig.stash[FACTS_KEY]["cycles"].append({**fact, "status": "error", "error": f"{type(exc).__name__}: {exc}"})
+        raise
+    pytestconfig.stash[FACTS_KEY]["cycles"].append({**fact, "status": "ok", "computed": computed})
     return record

@@ -1,0 +1,87 @@
+"""From a finished run to `reports/phase1_outcome.{md,json}` and the figures.
+
+Reads the cycle records the run produced (errors included: a failed cycle is an error in the report,
+never a zero rate), summarizes per model, applies the decision rules, and writes atomically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from ..metrics import summarize_model
+from ..outcome import Decision, decide
+from ..results import error_path, read_json
+from .json_report import build_report, dumps_report, write_atomic
+from .markdown import render_markdown
+from .plots import cosine_heatmap, rate_bars, to_data_uri
+
+OUTCOME_MD = "phase1_outcome.md"
+OUTCOME_JSON = "phase1_outcome.json"
+
+
+@dataclass(frozen=True)
+class Written:
+    report: dict[str, Any]
+    decision: Decision
+    paths: tuple[Path, ...]
+    plots: dict[str, dict[str, str]]  # model -> caption -> data URI (for the HTML report)
+
+
+def load_records(cycles: Sequence[Mapping[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """{model: [record, ...]}: each cycle's ok record, or its error record, or a synthetic error."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    seen = set()
+    for fact in cycles:
+        ident = (fact["model"], fact["tool"], fact["repeat"])
+        if ident in seen:
+            continue
+        seen.add(ident)
+        path = Path(fact["path"])
+        record = read_json(path) if fact["status"] == "ok" else read_json(error_path(path))
+        if not record or record.get("config_key") != fact["config_key"]:
+            record = {"model": ident[0], "tool": ident[1], "repeat": ident[2], "status": "error",
+                      "error": fact.get("error") or f"result file {path} missing or from another configuration"}
+        out.setdefault(ident[0], []).append(record)
+    return out
+
+
+def write_outcome(reports_dir: Path, cycles: Sequence[Mapping[str, Any]],
+                  checklist: Mapping[str, Mapping[str, bool]], tools: Sequence[str],
+                  provenance: Mapping[str, Any], total_s: float, extra: Mapping[str, Any]) -> Written:
+    records = load_records(cycles)
+    summaries = {m: summarize_model(r) for m, r in sorted(records.items())}
+    decision = decide(summaries, checklist, expected_models=sorted(records), expected_tools=list(tools))
+    per_cycle = [r["timings"]["total_s"] for rs in records.values() for r in rs if r.get("status") == "ok"]
+    report = build_report(summaries, decision, checklist, provenance,
+                          {"per_cycle_s": per_cycle, "total_s": total_s})
+    report.update(extra)
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    paths, plots, md_plots = [], {}, {}
+    for model, summary in summaries.items():
+        for caption, png in (("cross-tool cosine", cosine_heatmap(summary)),
+                             ("outcome rates per tool", rate_bars(summary))):
+            name = f"{model}-{caption.split()[0]}.png"
+            (reports_dir / name).write_bytes(png)
+            paths.append(reports_dir / name)
+            plots.setdefault(model, {})[caption] = to_data_uri(png)
+            md_plots.setdefault(model, {})[caption] = name
+    write_atomic(reports_dir / OUTCOME_JSON, dumps_report(report))
+    write_atomic(reports_dir / OUTCOME_MD, render_markdown(report, md_plots))
+    paths += [reports_dir / OUTCOME_JSON, reports_dir / OUTCOME_MD]
+    return Written(report, decision, tuple(paths), plots)
+
+
+def terminal_lines(written: Written) -> list[str]:
+    d = written.decision
+    lines = [f"Phase 1 outcome: {d.verdict}"]
+    if d.primary:
+        lines += [f"  why: {r}" for r in d.primary.reasons[-2:]]
+    for other in d.triggered[1:]:
+        lines.append(f"  also triggered: Outcome {other.outcome} ({other.name})")
+    if d.missing:
+        lines.append(f"  missing data: {'; '.join(d.missing[:3])}")
+    lines.append(f"  next: {d.next_step}")
+    lines.append(f"  report: {written.paths[-1]}")
+    return lines
