@@ -70,7 +70,8 @@ class LoadedModel:
                 "layer": self.spec.layer, "dtype": str(self.dtype).removeprefix("torch."),
                 "device": str(self.device), "attn_implementation": self.attn_implementation,
                 "architecture": type(self.model).__name__, "n_layers": self.n_layers,
-                "hidden_size": self.hidden_size}
+                "hidden_size": self.hidden_size,
+                "behaviour_meaningful": self.spec.kind == "pretrained"}
 
 
 def _organism_spec(name: str, note: str) -> ModelSpec:
@@ -90,6 +91,10 @@ def registry() -> dict[str, ModelSpec]:
         ModelSpec("gemma-9b", "google/gemma-2-9b-it", 16, 25.0, note="paper model (non-Qwen control)"),
         _organism_spec("qwen2-organism", "trained here: Qwen2, 28 layers, learned refusal"),
         _organism_spec("gemma2-organism", "trained here: Gemma2, 42 layers, learned refusal"),
+        ModelSpec("qwen-7b-shape", f"shape:{MODELS_DIR / 'qwen-7b-shape'}", 16, 15.0, "shape",
+                  "Qwen2.5-7B shapes, seeded random weights: parity and speed only"),
+        ModelSpec("gemma-9b-shape", f"shape:{MODELS_DIR / 'gemma-9b-shape'}", 16, 25.0, "shape",
+                  "Gemma-2-9B shapes, seeded random weights: parity and speed only"),
         ModelSpec("qwen2-tiny", "random:qwen2", 16, 4.0, "random", "seeded random Qwen2, 28 layers"),
         ModelSpec("gemma2-tiny", "random:gemma2", 16, 4.0, "random", "seeded random Gemma2, 42 layers"),
     ]
@@ -141,7 +146,7 @@ def load(spec: ModelSpec, dtype: str = "float32", device: str = "cpu", *, seed: 
         raise ModelSpecError(f"--dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
     torch_dtype = DTYPES[dtype]
     if spec.kind in ("random", "shape"):
-        model, tok = _build_random(spec, torch_dtype, device, seed)
+        model, tok = _build_random(spec, torch_dtype, device, seed, attn_implementation)
     else:
         model, tok = _from_pretrained(spec, torch_dtype, device, trust_remote_code, allow_network,
                                       attn_implementation)
@@ -181,7 +186,7 @@ def _from_pretrained(spec, torch_dtype, device, trust_remote_code, allow_network
     return model.to(device), tok
 
 
-def _build_random(spec, torch_dtype, device, seed):
+def _build_random(spec, torch_dtype, device, seed, attn=None):
     from .shapes import build_config
 
     from transformers import AutoModelForCausalLM
@@ -189,6 +194,8 @@ def _build_random(spec, torch_dtype, device, seed):
     from .byte_tokenizer import byte_tokenizer
 
     config = build_config(spec)
+    if attn:
+        config._attn_implementation = attn
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     with torch.device(device):

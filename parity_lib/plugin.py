@@ -55,6 +55,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--fresh", action="store_true", help="recompute cycles even when a result file matches")
     g.addoption("--override-gate", action="store_true",
                 help="run the study although the preflight checklist failed (investigating a divergence)")
+    g.addoption("--deterministic", action="store_true",
+                help="deterministic algorithms, fixed cuBLAS workspace, no TF32, eager attention (GPU)")
     g.addoption("--allow-network", action="store_true", help="let from_pretrained download weights")
     g.addoption("--trust-remote-code", action="store_true", help="run model code from the checkpoint")
 
@@ -89,7 +91,8 @@ def _build_suite(config: pytest.Config) -> Suite:
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     return Suite(specs, tools, prompts, opt("--dtype"), device, opt("--seed"),
-                 opt("--allow-network"), opt("--trust-remote-code"), settings)
+                 opt("--allow-network"), opt("--trust-remote-code"), settings,
+                 "eager" if opt("--deterministic") else None)
 
 
 def _check_device(device: str) -> None:
@@ -107,6 +110,10 @@ def _check_device(device: str) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--deterministic"):
+        from .determinism import enable_determinism
+
+        enable_determinism(config.getoption("--seed"))
     config.stash[SUITE_KEY] = _build_suite(config)
     config.stash[FACTS_KEY] = {"checks": [], "models": {}, "cycles": [], "gate": {}}
     config.stash[STARTED_KEY] = time.perf_counter()

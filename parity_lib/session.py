@@ -27,6 +27,7 @@ class Suite:
     allow_network: bool = False
     trust_remote_code: bool = False
     settings: StudySettings = field(default_factory=StudySettings)
+    attn_implementation: str | None = None  # "eager" under --deterministic
     _loaded: dict[str, LoadedModel] = field(default_factory=dict, repr=False)
 
     def spec(self, name: str) -> ModelSpec:
@@ -37,11 +38,14 @@ class Suite:
         if name not in self._loaded:
             self._loaded[name] = load(self.spec(name), self.dtype, self.device, seed=self.seed,
                                       trust_remote_code=self.trust_remote_code,
-                                      allow_network=self.allow_network)
+                                      allow_network=self.allow_network,
+                                      attn_implementation=self.attn_implementation)
         return self._loaded[name]
 
     def provenance(self, **extra: Any) -> dict[str, Any]:
-        return provenance(dtype=self.dtype, device=self.device, seed=self.seed,
+        from .determinism import state
+
+        return provenance(determinism=state(), dtype=self.dtype, device=self.device, seed=self.seed,
                           prompt_sha256=self.prompts.sha256, prompt_source=self.prompts.source, **extra)
 
     def config_key(self) -> dict[str, Any]:

@@ -29,6 +29,8 @@ def build_config(spec) -> Any:
     arch = spec.source.split(":", 1)[1]
     if spec.kind == "shape":
         config = AutoConfig.from_pretrained(arch, local_files_only=True)
+        if getattr(config, "model_type", "") == "gemma2":
+            config._attn_implementation = "eager"
         config.vocab_size = max(config.vocab_size, VOCAB)
         return config
     if arch not in TINY:
