@@ -68,9 +68,24 @@ def write_outcome(reports_dir: Path, cycles: Sequence[Mapping[str, Any]],
             plots.setdefault(model, {})[caption] = to_data_uri(png)
             md_plots.setdefault(model, {})[caption] = name
     write_atomic(reports_dir / OUTCOME_JSON, dumps_report(report))
-    write_atomic(reports_dir / OUTCOME_MD, render_markdown(report, md_plots))
+    write_atomic(reports_dir / OUTCOME_MD, _caveats(report) + render_markdown(report, md_plots))
     paths += [reports_dir / OUTCOME_JSON, reports_dir / OUTCOME_MD]
     return Written(report, decision, tuple(paths), plots)
+
+
+def _caveats(report: Mapping[str, Any]) -> str:
+    """Warnings a reader must see before the verdict: behaviour-free models, an overridden gate."""
+    notes = []
+    loaded = report.get("models_loaded", {})
+    hollow = sorted(m for m, d in loaded.items() if not d.get("behaviour_meaningful", True))
+    if hollow:
+        notes.append(f"> **Shape-only / random-weight run** ({', '.join(hollow)}): parity and speed are "
+                     f"meaningful, refusal rates are not (these weights have no learned behaviour).")
+    overridden = sorted(m for m, g in report.get("gate", {}).items() if g.get("overridden"))
+    if overridden:
+        notes.append(f"> **Preflight gate overridden** for {', '.join(overridden)}: raw activations did not "
+                     f"match across tools, and the study ran anyway (--override-gate).")
+    return "\n\n".join(notes) + ("\n\n" if notes else "")
 
 
 def terminal_lines(written: Written) -> list[str]:
