@@ -199,3 +199,26 @@ def pyvene_skipping_prompt():
 
 
 PLANTED_STEERERS = [NNsightWithoutIter, HooksTargetOnly, pyvene_skipping_prompt]
+
+
+class MlpOutput(_HookBase):
+    """Hooks the MLP's contribution instead of the residual stream: a different vector entirely."""
+
+    name = "planted-mlp"
+    catches = "residual_location"
+
+    def target(self, lm, layer):
+        from parity_lib.reference import contributions
+
+        return contributions(lm.layers[layer])[1]
+
+
+class MlpOutputOnGemma(MlpOutput):
+    """Wrong on Gemma2 only (correct hooks elsewhere): a model-specific tooling bug."""
+
+    name = "planted-mlp-gemma-only"
+
+    def target(self, lm, layer):
+        if "gemma" in type(lm.model).__name__.lower():
+            return super().target(lm, layer)
+        return lm.layers[layer]
