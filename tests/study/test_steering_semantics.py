@@ -14,6 +14,8 @@ pytestmark = pytest.mark.study
 
 FIRING_PROMPTS = 3
 FIRING_TOKENS = 6
+BATCH_PROMPTS = 12  # one-by-one generation is the slow side of this comparison
+BATCH_TOKENS = 24
 
 
 @pytest.fixture(scope="session")
@@ -37,8 +39,8 @@ def test_steering_fires_on_every_step_position_and_layer_of_the_spec(loaded_mode
 def test_batched_generation_matches_one_by_one(loaded_model, suite, spec):
     """Left padding + mask + mask-derived positions: the batch gives each prompt's own tokens."""
     lm, steerer = loaded_model, get_steerer("hooks")
-    prompts = suite.prompts.eval[: suite.settings.n_eval or None]
-    tokens = min(suite.settings.max_new_tokens, 32)
+    prompts = suite.prompts.eval[: min(suite.settings.n_eval or BATCH_PROMPTS, BATCH_PROMPTS)]
+    tokens = min(suite.settings.max_new_tokens, BATCH_TOKENS)
     texts = format_all(lm.tokenizer, prompts)
     batched = steerer.generate(lm, encode(lm.tokenizer, texts, templated=lm.templated, device=lm.device), spec, tokens)
     where = []
