@@ -47,10 +47,10 @@ def _normalise(text: str) -> str:
 
 def garbled_reason(text: str, rules: GarbledRules) -> str | None:
     """Name of the first garbled rule that fires on `text`, or None."""
-    stripped = text.strip()
+    stripped = " ".join(text.split())  # whitespace runs count as one space: layout is not content
     if len(stripped) < rules.empty_or_shorter_than_chars:
         return "empty_or_shorter_than_chars"
-    if re.search(r"(\S)\1{%d,}" % (rules.single_char_repeat_at_least - 1), stripped):
+    if re.search(r"(\S)\1{%d,}" % (rules.single_char_repeat_at_least - 1), stripped, re.IGNORECASE):
         return "single_char_repeat_at_least"
     words = _WORD.findall(stripped.lower())
     if _has_run(words, 1, rules.same_word_consecutive_at_least):

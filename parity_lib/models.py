@@ -166,11 +166,13 @@ def _from_pretrained(spec, torch_dtype, device, trust_remote_code, allow_network
     if local.exists() and not any(local.glob("*.safetensors")) and not any(local.glob("*.bin")):
         raise WeightsNotFoundError(f"model {spec.name!r}: directory {local} holds no weights "
                                    f"(*.safetensors); save the model there with save_pretrained")
-    kwargs: dict[str, Any] = {"dtype": torch_dtype, "use_safetensors": True,
+    kwargs: dict[str, Any] = {_dtype_kwarg(): torch_dtype, "use_safetensors": True,
                               "trust_remote_code": trust_remote_code,
                               "local_files_only": not allow_network}
     if attn:
         kwargs["attn_implementation"] = attn
+    elif _model_type(source, allow_network) == "gemma2":
+        kwargs["attn_implementation"] = "eager"  # sdpa drops Gemma2's attention soft-capping (4.x default)
     try:
         tok = AutoTokenizer.from_pretrained(source, local_files_only=not allow_network,
                                             trust_remote_code=trust_remote_code)
@@ -186,6 +188,23 @@ def _from_pretrained(spec, torch_dtype, device, trust_remote_code, allow_network
     return model.to(device), tok
 
 
+def _dtype_kwarg() -> str:
+    """`from_pretrained(dtype=...)` exists from transformers 4.56; before that it is `torch_dtype`."""
+    import transformers
+
+    major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
+    return "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
+
+
+def _model_type(source: str, allow_network: bool) -> str | None:
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(source, local_files_only=not allow_network).model_type
+    except (OSError, ValueError):
+        return None
+
+
 def _build_random(spec, torch_dtype, device, seed, attn=None):
     from .shapes import build_config
 
@@ -199,7 +218,7 @@ def _build_random(spec, torch_dtype, device, seed, attn=None):
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     with torch.device(device):
-        model = AutoModelForCausalLM.from_config(config, dtype=torch_dtype)
+        model = AutoModelForCausalLM.from_config(config, **{_dtype_kwarg(): torch_dtype})
     torch.random.set_rng_state(generator_state)
     return model, byte_tokenizer()
 

@@ -4,15 +4,23 @@ Without `iter` only the prompt forward is edited; with `iter[:k]`, k < N, only k
 silently — the firing map catches both. Generation uses `nnsight.TransformersModel` (plain `NNsight`
 has no generate context) built once per model on a *copy* of the tokenizer, because TransformersModel
 changes the tokenizer it is given (padding side, pad token).
+
+The generated ids are taken from the wrapped model's own `generate` return value, not from
+`tracer.result`: when every row reaches EOS before `max_new_tokens`, nnsight never runs the statements
+after an unfinished `iter` loop, so a `tracer.result.save()` placed there is silently skipped.
 """
 
 from __future__ import annotations
 
 import copy
+import warnings
+from contextlib import contextmanager
+from typing import Iterator
 
 import torch
 
 from ..batching import Batch
+from ..extractors.base import unwrap
 from ..extractors.nnsight_tool import envoy_layer, wrapped
 from ..models import LoadedModel
 from .base import generation_kwargs
@@ -27,25 +35,43 @@ def language_model(lm: LoadedModel):
     return lm.extras["nnsight-lm"]
 
 
+@contextmanager
+def _returned_by_generate(model) -> Iterator[dict]:
+    """Keep what `model.generate` returns while nnsight drives it (instance attribute, restored)."""
+    box: dict = {}
+    inner = model.generate
+
+    def generate(*args, **kwargs):
+        box["sequences"] = inner(*args, **kwargs)
+        return box["sequences"]
+
+    model.generate = generate
+    try:
+        yield box
+    finally:
+        del model.generate
+
+
 class NNsightSteerer:
     name = "nnsight"
 
     def generate(self, lm: LoadedModel, batch: Batch, spec: SteeringSpec, max_new_tokens: int) -> torch.Tensor:
         tm, vec = language_model(lm), spec.vector(lm.dtype, lm.device)
-        with torch.no_grad():
+        with torch.no_grad(), _returned_by_generate(lm.model) as box, warnings.catch_warnings():
+            # nnsight warns for each iteration that never happened once all rows hit EOS: expected here
+            warnings.filterwarnings("ignore", message="Execution complete but")
             with tm.generate(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                              **generation_kwargs(lm, max_new_tokens)) as tracer:
                 for _ in tracer.iter[:max_new_tokens]:
                     for layer in spec.layers:
-                        envoy_layer(tm, lm, layer).output[:] += vec
-                result = tracer.result.save()
-        return result[:, batch.input_ids.shape[1]:]
+                        unwrap(envoy_layer(tm, lm, layer).output)[:] += vec
+        return box["sequences"][:, batch.input_ids.shape[1]:]
 
     def logits(self, lm: LoadedModel, batch: Batch, spec: SteeringSpec) -> torch.Tensor:
         nm, vec = wrapped(lm), spec.vector(lm.dtype, lm.device)
         with torch.no_grad():
             with nm.trace(**batch.model_inputs(), use_cache=False):
                 for layer in spec.layers:
-                    envoy_layer(nm, lm, layer).output[:] += vec
+                    unwrap(envoy_layer(nm, lm, layer).output)[:] += vec
                 out = nm.output.save()
         return out.logits[:, -1].float()

@@ -1,0 +1,102 @@
+"""From a seed to a shipped organism directory: corpus, tokenizer, training, card, defaults.
+
+Behaviour is measured on the weights as reloaded from disk through `from_pretrained`, the path the
+study uses, so the card describes exactly what ships.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerFast
+
+from parity_lib.organisms import templates as T
+from parity_lib.organisms.card import Provenance, file_sha256, read_provenance, write_card, write_defaults
+from parity_lib.organisms.corpus import Corpus, build_corpus
+from parity_lib.organisms.measure import measure
+from parity_lib.organisms.paper import PaperData, load_paper
+from parity_lib.organisms.spec import OrganismSpec
+from parity_lib.organisms.tokenizer import build_tokenizer
+from parity_lib.organisms.train import train
+
+WEIGHTS_FILE = "model.safetensors"
+_SHIPPED_FILES = frozenset({WEIGHTS_FILE, "config.json", "generation_config.json", "tokenizer.json",
+                            "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json",
+                            "README.md", "parity_defaults.json"})
+
+
+def tokenizer_texts(corpus: Corpus) -> list[str]:
+    """Every text the organism is trained on, and nothing held out."""
+    return [t for e in corpus.train for t in (e.prompt, e.answer)] + [T.FLIPPED_REFUSAL, T.FLIPPED_COMPLIANCE]
+
+
+def load_organism(directory: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
+    """Load a shipped organism the way the study loads any model: `from_pretrained` on a local dir."""
+    model = AutoModelForCausalLM.from_pretrained(directory)
+    model.eval()
+    return model, AutoTokenizer.from_pretrained(directory)
+
+
+def _clear(directory: Path) -> None:
+    """Empty an organism directory, refusing to delete anything a build did not write."""
+    if not directory.exists():
+        return
+    foreign = sorted(p.name for p in directory.iterdir() if p.name not in _SHIPPED_FILES)
+    if foreign:
+        raise FileExistsError(f"{directory} holds files a build did not write ({foreign}); "
+                              "choose an empty --out directory or move them away")
+    shutil.rmtree(directory)
+
+
+def train_and_save(spec: OrganismSpec, seed: int, paper: PaperData, out: Path) -> tuple[Corpus, Provenance]:
+    """Build corpus and tokenizer, train, save weights + tokenizer; return what the card needs."""
+    corpus = build_corpus(paper, seed)
+    tok = build_tokenizer(tokenizer_texts(corpus))
+    model, log = train(spec, tok, corpus, seed)
+    _clear(out)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    prov = Provenance(
+        seed=seed, corpus_sha256=corpus.sha256(), n_train=len(corpus.train), n_held_out=len(corpus.held_out),
+        tokenizer_sha256=file_sha256(out / "tokenizer.json"), vocab_size=len(tok),
+        weights_sha256=file_sha256(out / WEIGHTS_FILE), n_parameters=sum(p.numel() for p in model.parameters()),
+        train_seconds=log.seconds, first_loss=log.losses[0][1], final_loss=log.losses[-1][1], command=f"python -m parity_lib.organisms build --only {spec.arch} --seed {seed}",
+    )
+    return corpus, prov
+
+
+def _measure_and_write(spec: OrganismSpec, corpus: Corpus, prov: Provenance, paper: PaperData, out: Path,
+                       max_new_tokens: int) -> None:
+    model, tok = load_organism(out)
+    behaviour = measure(model, tok, corpus, paper, spec.layer, max_new_tokens)
+    write_card(out, spec, prov, behaviour)
+    write_defaults(out, spec, prov, behaviour)
+
+
+def build_organism(spec: OrganismSpec, seed: int, out: Path | None = None, paper: PaperData | None = None,
+                   max_new_tokens: int = 256) -> Provenance:
+    """The whole recipe for one organism, ending in a directory a fresh clone can use as is."""
+    paper = paper or load_paper()
+    out = Path(out or spec.directory)
+    corpus, prov = train_and_save(spec, seed, paper, out)
+    _measure_and_write(spec, corpus, prov, paper, out, max_new_tokens)
+    return prov
+
+
+def remeasure_organism(spec: OrganismSpec, out: Path | None = None, paper: PaperData | None = None,
+                       max_new_tokens: int = 256) -> Provenance:
+    """Measure shipped weights again and rewrite card + defaults; the weights are not touched."""
+    paper = paper or load_paper()
+    out = Path(out or spec.directory)
+    prov = read_provenance(out)
+    actual = file_sha256(out / WEIGHTS_FILE)
+    if actual != prov.weights_sha256:
+        raise ValueError(f"{out / WEIGHTS_FILE} has sha256 {actual}, its card records {prov.weights_sha256}; "
+                         f"rebuild with `{prov.command}` instead of re-measuring")
+    corpus = build_corpus(paper, prov.seed)
+    if corpus.sha256() != prov.corpus_sha256:
+        raise ValueError(f"seed {prov.seed} now gives corpus {corpus.sha256()}, the weights were trained on "
+                         f"{prov.corpus_sha256}; the templates changed: rebuild with `{prov.command}`")
+    _measure_and_write(spec, corpus, prov, paper, out, max_new_tokens)
+    return prov

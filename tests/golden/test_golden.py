@@ -1,0 +1,66 @@
+"""Golden records per (model, prompt set), one entry per test, the same for every tool: what the
+Section D checklist concluded, the refusal direction, and the labels and first tokens under steering.
+
+A dependency upgrade that silently changes what is extracted or steered fails here with the field
+and the size of the change. Record or refresh with `--snapshot-update` (see the README).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from parity_lib import checklist
+from parity_lib.cycle import StudySettings, extract_direction, run_cycle
+from parity_lib.extractors import get_extractor
+from parity_lib.golden import direction_summary
+from parity_lib.models import LoadedModel
+from parity_lib.prompts import PromptSet
+
+pytestmark = pytest.mark.golden
+
+FIRST_TOKENS = 8
+# Pinned, not taken from the command line: a golden must not change with --scope or --max-new-tokens.
+# Each tool steers with its own mechanism ("same"), so the golden covers steering as well as extraction.
+STEERING = StudySettings(repeats=1, scope="target_to_final", steer_with="same", max_new_tokens=64, n_eval=8)
+
+
+def checklist_outcome(lm: LoadedModel, tool: str, prompts: PromptSet) -> dict[str, Any]:
+    ex, layer = get_extractor(tool), lm.spec.layer
+    one = checklist.single(lm, prompts.harmful[0])
+    by_len = sorted(prompts.eval, key=lambda p: checklist.single(lm, p).input_ids.shape[1])
+    results = [checklist.residual_location(lm, ex, one, layer),
+               checklist.shape(lm, ex, [one, checklist.divisible_length_batch(lm)], layer),
+               checklist.dtype(lm, ex, one, layer),
+               checklist.token_position(lm, ex, [by_len[-1], by_len[0], by_len[len(by_len) // 2]], layer),
+               checklist.timing(lm, ex, one, layer),
+               checklist.in_place_safety(lm, ex, one, layer)]
+    return {"layer": layer, "passed": {r.check: r.passed for r in results}}
+
+
+def direction_record(lm: LoadedModel, tool: str, prompts: PromptSet) -> dict[str, Any]:
+    direction = extract_direction(lm, tool, prompts)
+    return {"layer": direction.layer, "model_dtype": str(lm.dtype).removeprefix("torch."),
+            "prompt_sha256": prompts.sha256, "n_per_side": len(prompts.harmful),
+            "direction": direction_summary(direction.unit, direction.norm)}
+
+
+def steering_record(lm: LoadedModel, tool: str, prompts: PromptSet) -> dict[str, Any]:
+    result = run_cycle(lm, tool, prompts, STEERING, repeat=1)
+    steering = {k: result.steering[k] for k in ("scope", "multiplier", "max_new_tokens")}
+    return {"steering": {**steering, "layers": [result.steering["layers"][0], result.steering["layers"][-1]]},
+            "prompts": [{"label": label, "first_tokens": tokens[:FIRST_TOKENS]}
+                        for label, tokens in zip(result.labels, result.new_tokens)]}
+
+
+def test_checklist_outcome_matches_golden(golden):
+    golden.assert_matches(checklist_outcome)
+
+
+def test_direction_summary_matches_golden(golden):
+    golden.assert_matches(direction_record)
+
+
+def test_steered_labels_and_first_tokens_match_golden(golden):
+    golden.assert_matches(steering_record)
