@@ -1,7 +1,7 @@
 """The full behaviour measurement written into a model card: unsteered rates, sweep, defaults.
 
 The sweep grid is laid out in multiples of the raw difference of means, because where the band
-sits scales with the layer's activation size (about 10x apart between the two organisms), and then
+sits scales with the layer's activation size (the raw norms differ ~6x between the organisms), and then
 reported in units of the *unit* direction, which is what the study multiplies.
 """
 

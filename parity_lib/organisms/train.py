@@ -49,7 +49,6 @@ class TrainLog:
     """What the model card reports about a training run."""
 
     seconds: float = 0.0
-    steps: int = 0
     losses: list[tuple[int, float]] = field(default_factory=list)
 
 
@@ -170,7 +169,7 @@ def train(spec: OrganismSpec, tok: PreTrainedTokenizerFast, corpus: Corpus, seed
     handles = [model.model.layers[i].register_forward_hook(recipe.hook(i)) for i in layers]
     opt = torch.optim.AdamW(model.parameters(), lr=spec.train.lr, weight_decay=spec.train.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(spec.train))
-    log, start = TrainLog(steps=spec.train.steps), time.perf_counter()
+    log, start = TrainLog(), time.perf_counter()
     try:
         for step in range(spec.train.steps):
             batch = sampler.batch()
