@@ -10,6 +10,7 @@ Gemma2's sqrt(H) scaling included). Their difference is the steering edit, exact
 
 from __future__ import annotations
 
+import warnings
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
@@ -94,7 +95,9 @@ def record_firing(lm: LoadedModel, spec: SteeringSpec) -> Iterator[FiringLog]:
                 log.max_error = max(log.max_error, float((delta[:, touched] - vec).abs().max()))
         return after
 
-    with ExitStack() as stack:
+    with ExitStack() as stack, warnings.catch_warnings():
+        # nnsight notices the replaced forward and warns; it is restored on exit
+        warnings.filterwarnings("ignore", message=".*`forward` was replaced after nnsight wrapped")
         stack.enter_context(_wrap_forward(lm.model.get_input_embeddings(), on_embed))
         for layer, block in enumerate(lm.layers):
             attn, mlp = contributions(block)
