@@ -184,6 +184,12 @@ def _hook_count(lm: LoadedModel) -> int:
     return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in lm.model.modules())
 
 
+def unequal_length_prompts(lm: LoadedModel, prompts: Sequence[str]) -> list[str]:
+    """Longest, shortest and a middle prompt by tokenized length: a left-padded batch of unequal rows."""
+    by_len = sorted(prompts, key=lambda p: single(lm, p).input_ids.shape[1])
+    return [by_len[-1], by_len[0], by_len[len(by_len) // 2]]
+
+
 def divisible_length_batch(lm: LoadedModel) -> Batch:
     """A prompt whose length divides the hidden size: pyvene's default collect silently reshapes it."""
     length = next(n for n in (8, 16, 4, 32, 2) if lm.hidden_size % n == 0)

@@ -46,8 +46,7 @@ def _from_file(entries: Sequence[Mapping[str, Any]], model: str, tools: Sequence
 
 def run_gate_checks(lm: LoadedModel, tools: Sequence[str], prompts: PromptSet) -> tuple[CheckResult, ...]:
     layer, one = lm.spec.layer, checklist.single(lm, prompts.harmful[0])
-    by_len = sorted(prompts.eval, key=lambda p: checklist.single(lm, p).input_ids.shape[1])
-    unequal = [by_len[-1], by_len[0], by_len[len(by_len) // 2]]
+    unequal = checklist.unequal_length_prompts(lm, prompts.eval)
     out = []
     for tool in tools:
         ex = get_extractor(tool)

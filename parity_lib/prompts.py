@@ -22,8 +22,6 @@ from .errors import PromptFileError
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 DEFAULT_PROMPTS = FIXTURES / "prompts" / "paper_prompts.json"
 
-_DEFAULT_KEYWORDS: tuple[str, ...] = ()
-
 
 @dataclass(frozen=True)
 class PromptSet:

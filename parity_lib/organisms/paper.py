@@ -7,11 +7,11 @@ in one typed object instead of dict lookups scattered over the recipe.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from parity_lib.classify import GarbledRules
+from parity_lib.prompts import load_prompts
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PAPER_PROMPTS = REPO_ROOT / "fixtures" / "prompts" / "paper_prompts.json"
@@ -39,11 +39,5 @@ class PaperData:
 
 def load_paper(path: Path = DEFAULT_PAPER_PROMPTS) -> PaperData:
     """Read the paper's prompt file (`fixtures/prompts/paper_prompts.json` by default)."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
-    return PaperData(
-        harmful=tuple(data["harmful"]),
-        harmless=tuple(data["harmless"]),
-        eval=tuple(data["eval"]),
-        keywords=tuple(data["refusal_keywords"]),
-        rules=GarbledRules.from_mapping(data["garbled_rules"]),
-    )
+    ps = load_prompts(path)  # the suite's loader: same validation and error messages
+    return PaperData(ps.harmful, ps.harmless, ps.eval, ps.refusal_keywords, ps.garbled_rules)

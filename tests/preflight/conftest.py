@@ -24,8 +24,7 @@ def one_prompt(loaded_model, suite) -> Batch:
 @pytest.fixture(scope="session")
 def unequal_prompts(loaded_model, suite) -> list[str]:
     """Shortest, a middle one and the longest evaluation prompt: a left-padded batch of unequal rows."""
-    by_len = sorted(suite.prompts.eval, key=lambda p: checklist.single(loaded_model, p).input_ids.shape[1])
-    return [by_len[-1], by_len[0], by_len[len(by_len) // 2]]
+    return checklist.unequal_length_prompts(loaded_model, suite.prompts.eval)
 
 
 @pytest.fixture
