@@ -1,0 +1,62 @@
+"""The firing map, the gate and the pairwise parity measures each fail on a planted fault."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from parity_lib.batching import encode
+from parity_lib.gate import gate
+from parity_lib.parity import first_divergence, logit_gap
+from parity_lib.prompts import format_all, load_prompts
+from parity_lib.steering import SteeringSpec, get_steerer
+from parity_lib.steering.firing import record_firing
+from tests.planted import PLANTED_STEERERS, MlpOutput
+
+PROMPTS = load_prompts()
+
+
+def firing_problems(lm, steerer) -> list[str]:
+    unit = torch.ones(lm.hidden_size, dtype=torch.float64) / lm.hidden_size ** 0.5
+    spec = SteeringSpec.build(unit, 16, lm.n_layers, 0.5, "target_to_final")
+    batch = encode(lm.tokenizer, format_all(lm.tokenizer, PROMPTS.eval[:2]), templated=True)
+    with record_firing(lm, spec) as log:
+        new = steerer.generate(lm, batch, spec, 4)
+    return log.mismatches(spec, lm.n_layers, new.shape[1])
+
+
+@pytest.mark.parametrize("tool", ["hooks", "nnsight", "pyvene"])
+def test_firing_map_matches_spec_for_real_steerers(tiny, tool):
+    assert firing_problems(tiny("gemma2-tiny"), get_steerer(tool)) == []
+
+
+@pytest.mark.parametrize("planted", PLANTED_STEERERS, ids=["nnsight-no-iter", "hooks-target-only", "pyvene-prompt-skipped"])
+def test_firing_map_catches_planted_steerer(tiny, planted):
+    assert firing_problems(tiny("gemma2-tiny"), planted()) != []
+
+
+def test_gate_closes_on_a_wrong_extractor(tiny, tmp_path):
+    from parity_lib.extractors import TOOLS
+
+    TOOLS["planted-mlp"] = MlpOutput
+    try:
+        status = gate(tiny("qwen2-tiny"), ("hooks", "planted-mlp"), PROMPTS, tmp_path / "none.json", {})
+    finally:
+        del TOOLS["planted-mlp"]
+    assert not status.passed and "cross_tool [hooks~planted-mlp]" in status.failed
+    assert "GATE CLOSED" in status.message()
+
+
+def test_gate_opens_for_the_real_tools(tiny, tmp_path):
+    assert gate(tiny("qwen2-tiny"), ("hooks", "nnsight", "pyvene"), PROMPTS, tmp_path / "none.json", {}).passed
+
+
+def _record(tokens, logits):
+    return {"new_tokens": tokens, "logits": {"ids": [[0, 1]], "values": [logits]}}
+
+
+def test_pairwise_measures_see_a_one_token_and_a_small_logit_change():
+    a, b = _record([[5, 6, 7]], [2.0, 1.0]), _record([[5, 9, 7]], [2.0, 1.002])
+    assert first_divergence(a, b) == [{"prompt": 0, "token": 1, "a": [6, 7], "b": [9, 7]}]
+    assert logit_gap(a, b)["max_abs"] == pytest.approx(0.002)
+    assert first_divergence(a, a) == [] and logit_gap(a, a)["max_abs"] == 0.0
