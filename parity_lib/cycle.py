@@ -40,12 +40,12 @@ class StudySettings:
 
     def __post_init__(self) -> None:
         if self.scope not in SCOPES:
-            raise ConfigError(f"--scope {self.scope!r}: choose {' or '.join(SCOPES)}")
+            raise ConfigError(f"--parity-scope {self.scope!r}: choose {' or '.join(SCOPES)}")
         if self.steer_with not in STEER_MODES:
-            raise ConfigError(f"--steer-with {self.steer_with!r}: choose hooks (one reference steerer, "
+            raise ConfigError(f"--parity-steer-with {self.steer_with!r}: choose hooks (one reference steerer, "
                               f"isolates extraction) or same (each tool steers with its own mechanism)")
         if self.repeats < 1 or self.max_new_tokens < 1 or self.gen_batch_size < 0 or self.n_eval < 0:
-            raise ConfigError("--repeats and --max-new-tokens must be ≥ 1; --gen-batch-size, --n-eval ≥ 0")
+            raise ConfigError("--parity-repeats and --parity-max-new-tokens must be ≥ 1; --parity-gen-batch-size, --parity-n-eval ≥ 0")
 
     def multiplier_for(self, lm: LoadedModel) -> float:
         return self.multiplier if self.multiplier is not None else lm.spec.multiplier_for(self.scope)
@@ -130,8 +130,8 @@ def run_cycle(lm: LoadedModel, tool: str, prompts: PromptSet, settings: StudySet
         tokens, logits_top = steer_eval(lm, steerer, spec, prompts, settings)
     except torch.cuda.OutOfMemoryError:
         raise DeviceOutOfMemoryError(
-            f"{lm.spec.name}/{tool} r{repeat}: out of device memory; lower --gen-batch-size (now "
-            f"{settings.gen_batch_size or 'all'}) or --max-new-tokens, or use --dtype bfloat16") from None
+            f"{lm.spec.name}/{tool} r{repeat}: out of device memory; lower --parity-gen-batch-size (now "
+            f"{settings.gen_batch_size or 'all'}) or --parity-max-new-tokens, or use --parity-dtype bfloat16") from None
     done = time.perf_counter()
     texts = [lm.tokenizer.decode(t, skip_special_tokens=True) for t in tokens]
     labels = [classify(t, prompts.refusal_keywords, prompts.garbled_rules).value for t in texts]

@@ -1,4 +1,4 @@
-"""`--deterministic`: the switches that make GPU runs repeatable, applied before any CUDA work.
+"""`--parity-deterministic`: the switches that make GPU runs repeatable, applied before any CUDA work.
 
 deterministic algorithms (error on an op without a deterministic kernel), a fixed cuBLAS workspace
 (required by cuBLAS for deterministic GEMMs), no TF32, no reduced-precision bf16/fp16 reductions,

@@ -16,7 +16,7 @@ class UnknownToolError(ConfigError):
 
 
 class ModelSpecError(ConfigError):
-    """A `--model` value that is neither a registry name nor a readable PATH_OR_ID[:LAYER[:MULTIPLIER]]."""
+    """A `--parity-model` value that is neither a registry name nor a readable PATH_OR_ID[:LAYER[:MULTIPLIER]]."""
 
 
 class WeightsNotFoundError(ConfigError):

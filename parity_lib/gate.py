@@ -31,8 +31,8 @@ class GateStatus:
         if self.passed:
             return f"gate open for {self.model} ({self.source})"
         return (f"GATE CLOSED for {self.model}: raw activations do not match across tools "
-                f"({self.source}); failing: {', '.join(self.failed)}. Run `pytest -m preflight --model "
-                f"{self.model}` for the numbers, fix the extractor, or pass --override-gate to investigate.")
+                f"({self.source}); failing: {', '.join(self.failed)}. Run `pytest -m preflight --parity-model "
+                f"{self.model}` for the numbers, fix the extractor, or pass --parity-override-gate to investigate.")
 
 
 def _from_file(entries: Sequence[Mapping[str, Any]], model: str, tools: Sequence[str]) -> tuple[str, ...] | None:

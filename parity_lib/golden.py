@@ -180,7 +180,7 @@ class GoldenExtension(AbstractSyrupyExtension):
 
     The file name is the test file's basename, which is how syrupy relates files to tests when it
     reports unused snapshots; the model directory is taken from the test's `model_name` parameter and
-    the prompt-set directory from `--prompts`, so a run only discovers (and can only call unused) the
+    the prompt-set directory from `--parity-prompts`, so a run only discovers (and can only call unused) the
     goldens of its own models and prompt set.
     """
 
@@ -212,7 +212,7 @@ class GoldenExtension(AbstractSyrupyExtension):
 
     @classmethod
     def dirname(cls, *, test_location: Any) -> str:
-        prompts = test_location.item.config.getoption("--prompts")
+        prompts = test_location.item.config.getoption("--parity-prompts")
         return str(Path(cls.golden_dir) / prompt_set_name(prompts) / (_model_of(test_location) or _NO_MODEL))
 
     @classmethod
@@ -304,10 +304,9 @@ def _read_file(path: str | Path) -> dict[str, Any]:
 
 def _write_file(path: Path, content: Mapping[str, Any]) -> None:
     """Atomic replace, so an interrupted update never leaves half a golden behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(_dumps(content) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    from .results import write_text_atomic
+
+    write_text_atomic(path, _dumps(content) + "\n")
 
 
 def _dumps(value: Any, indent: str = "", *, in_list: bool = False) -> str:

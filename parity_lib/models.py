@@ -111,12 +111,12 @@ def parse_model(arg: str) -> ModelSpec:
     if head == "random" and rest:  # random:qwen2[:LAYER[:MULT]]
         head, rest = f"random:{rest[0]}", rest[1:]
     if len(rest) > 2:
-        raise ModelSpecError(f"--model {arg!r}: expected NAME or PATH_OR_ID[:LAYER[:MULTIPLIER]]")
+        raise ModelSpecError(f"--parity-model {arg!r}: expected NAME or PATH_OR_ID[:LAYER[:MULTIPLIER]]")
     try:
         layer = int(rest[0]) if rest and rest[0] else None
         mult = float(rest[1]) if len(rest) > 1 else None
     except ValueError:
-        raise ModelSpecError(f"--model {arg!r}: LAYER must be an integer and MULTIPLIER a number, "
+        raise ModelSpecError(f"--parity-model {arg!r}: LAYER must be an integer and MULTIPLIER a number, "
                              f"e.g. ./my-model:16:8.0") from None
     if head in known:
         spec = known[head]
@@ -125,7 +125,7 @@ def parse_model(arg: str) -> ModelSpec:
     elif Path(head).exists() or _looks_like_hub_id(head):
         spec = ModelSpec(Path(head).name or head, head, 16, 1.0)
     else:
-        raise ModelSpecError(f"--model {arg!r}: not a known model ({', '.join(sorted(known))}), not an "
+        raise ModelSpecError(f"--parity-model {arg!r}: not a known model ({', '.join(sorted(known))}), not an "
                              f"existing directory, and not a hub id of the form org/name")
     if layer is not None:
         spec = replace(spec, layer=layer)
@@ -143,7 +143,7 @@ def load(spec: ModelSpec, dtype: str = "float32", device: str = "cpu", *, seed: 
          trust_remote_code: bool = False, allow_network: bool = False,
          attn_implementation: str | None = None) -> LoadedModel:
     if dtype not in DTYPES:
-        raise ModelSpecError(f"--dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
+        raise ModelSpecError(f"--parity-dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
     torch_dtype = DTYPES[dtype]
     if spec.kind in ("random", "shape"):
         model, tok = _build_random(spec, torch_dtype, device, seed, attn_implementation)
@@ -183,7 +183,7 @@ def _from_pretrained(spec, torch_dtype, device, trust_remote_code, allow_network
         raise WeightsNotFoundError(
             f"model {spec.name!r}: weights for {spec.source!r} are not present locally. Download them on "
             f"a machine with network (`huggingface-cli download {spec.source}`) and pass the directory "
-            f"with --model DIR:{spec.layer}, or put them in the HF cache; --allow-network lets the "
+            f"with --parity-model DIR:{spec.layer}, or put them in the HF cache; --parity-allow-network lets the "
             f"run download them itself.") from None
     return model.to(device), tok
 
@@ -238,7 +238,7 @@ def check_layer(loaded: LoadedModel, layer: int) -> None:
     if not 0 <= layer < loaded.n_layers:
         raise LayerOutOfRangeError(
             f"model {loaded.spec.name!r}: layer {layer} is out of range, the model has {loaded.n_layers} "
-            f"decoder layers (0..{loaded.n_layers - 1}); pass --model {loaded.spec.name}:LAYER")
+            f"decoder layers (0..{loaded.n_layers - 1}); pass --parity-model {loaded.spec.name}:LAYER")
 
 
 Loader = Callable[[ModelSpec], LoadedModel]

@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 from .classify import GarbledRules
 from .errors import PromptFileError
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"  # package data: found from any install
 DEFAULT_PROMPTS = FIXTURES / "prompts" / "paper_prompts.json"
 
 
@@ -61,13 +61,13 @@ def load_prompts(path: str | Path | None = None, *, allow_python: bool = False) 
     """Load a prompt set; missing keywords/rules fall back to the paper's."""
     path = Path(path) if path is not None else DEFAULT_PROMPTS
     if not path.is_file():
-        raise PromptFileError(f"prompt file {str(path)!r} does not exist; pass --prompts with a readable "
+        raise PromptFileError(f"prompt file {str(path)!r} does not exist; pass --parity-prompts with a readable "
                               f"JSON file (keys harmful, harmless, eval) or a Python file with HARMFUL/"
                               f"HARMLESS/EVAL lists")
     if path.suffix == ".py":
         if not allow_python:
             raise PromptFileError(f"{path} is a Python file, i.e. code; it is run only when named "
-                                  f"explicitly with --prompts")
+                                  f"explicitly with --parity-prompts")
         raw = _read_python(path)
     elif path.suffix == ".json":
         raw = _read_json(path)

@@ -16,19 +16,34 @@ CHECKLIST_NAME = "phase1_parity_checklist.json"
 SCHEMA = 1
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def _file_mode() -> int:
+    """0666 less the process umask (0644 under the usual 022): colleagues sharing a results directory
+    can read what a run wrote. `mkstemp` alone would leave 0600."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str | bytes) -> None:
+    """The one writer for results, reports and snapshots: a temp file in the same directory, then
+    `os.replace`, so readers never see half a file and a killed run leaves the old complete one."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True, default=str)
-            fh.write("\n")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(text.encode("utf-8") if isinstance(text, str) else text)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        os.chmod(tmp, _file_mode())
+        os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    write_text_atomic(path, json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
 
 
 def read_json(path: Path) -> Any | None:

@@ -27,7 +27,7 @@ class Suite:
     allow_network: bool = False
     trust_remote_code: bool = False
     settings: StudySettings = field(default_factory=StudySettings)
-    attn_implementation: str | None = None  # "eager" under --deterministic
+    attn_implementation: str | None = None  # "eager" under --parity-deterministic
     _loaded: dict[str, LoadedModel] = field(default_factory=dict, repr=False)
 
     def spec(self, name: str) -> ModelSpec:

@@ -1,4 +1,4 @@
-"""Fixtures for the suite's self-tests: small models built here, independent of --model."""
+"""Fixtures for the suite's self-tests: small models built here, independent of --parity-model."""
 
 from __future__ import annotations
 

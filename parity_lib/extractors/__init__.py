@@ -14,14 +14,14 @@ TOOLS = {"hooks": HooksExtractor, "nnsight": NNsightExtractor, "pyvene": PyveneE
 def get_extractor(name: str) -> Extractor:
     if name not in TOOLS:
         raise UnknownToolError(f"unknown tool {name!r}; choose from {', '.join(TOOLS)} "
-                               f"(e.g. --tools hooks,nnsight,pyvene)")
+                               f"(e.g. --parity-tools hooks,nnsight,pyvene)")
     return TOOLS[name]()
 
 
 def parse_tools(value: str) -> tuple[str, ...]:
     names = tuple(t.strip() for t in value.split(",") if t.strip())
     if not names:
-        raise UnknownToolError(f"--tools {value!r} names no tool; choose from {', '.join(TOOLS)}")
+        raise UnknownToolError(f"--parity-tools {value!r} names no tool; choose from {', '.join(TOOLS)}")
     for name in names:
         get_extractor(name)
     return names

@@ -48,6 +48,6 @@ def finish(resid: torch.Tensor, batch: Batch, tool: str) -> Activations:
         bad = int((~torch.isfinite(resid)).sum())
         raise NonFiniteActivationError(
             f"{tool}: the layer output holds {bad} NaN/Inf values of {resid.numel()}; the model "
-            f"overflowed in this dtype: rerun with --dtype float32 (or bfloat16 instead of float16)")
+            f"overflowed in this dtype: rerun with --parity-dtype float32 (or bfloat16 instead of float16)")
     rows = torch.arange(resid.shape[0], device=resid.device)
     return Activations(resid, resid[rows, last_real_index(batch).to(resid.device)])

@@ -13,8 +13,7 @@ from pathlib import Path
 from parity_lib.classify import GarbledRules
 from parity_lib.prompts import load_prompts
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_PAPER_PROMPTS = REPO_ROOT / "fixtures" / "prompts" / "paper_prompts.json"
+from parity_lib.prompts import DEFAULT_PROMPTS as DEFAULT_PAPER_PROMPTS  # noqa: E402
 
 
 @dataclass(frozen=True)

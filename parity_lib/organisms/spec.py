@@ -13,9 +13,7 @@ from typing import Any
 from transformers import Gemma2Config, Gemma2ForCausalLM, PretrainedConfig, PreTrainedModel
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
-from parity_lib.organisms.paper import REPO_ROOT
-
-MODELS_DIR = REPO_ROOT / "fixtures" / "models"
+from parity_lib.models import MODELS_DIR  # noqa: F401  (one name for the shipped models' directory)
 LAYER = 16
 DEFAULT_SEED = 0
 

@@ -6,16 +6,13 @@ can never disagree, and a report can be re-rendered later from the JSON alone.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from parity_lib import outcome
 from parity_lib.metrics import ModelSummary, jsonable
 from parity_lib.outcome import Decision
+from parity_lib.results import write_text_atomic as write_atomic  # noqa: F401  (one writer)
 
 SCHEMA = 1
 # PROTOCOL Section F, on an A10G: 15 min/cycle for Qwen 7B, 20 for Gemma 9B, 9.75 GPU-hours in all
@@ -26,23 +23,6 @@ PROTOCOL_BUDGET: dict[str, Any] = {
     "per_cycle_s": {"qwen": 15 * 60.0, "gemma": 20 * 60.0},
     "total_s": 9.75 * 3600.0,
 }
-
-
-def write_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Write via a temp file in the same directory and `os.replace`, so readers never see half a report."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def dumps_report(report: Mapping[str, Any]) -> str:

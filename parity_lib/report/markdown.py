@@ -200,6 +200,17 @@ def _timing(report: Report) -> str:
     return "\n".join(lines)
 
 
+def _warnings(report: Report) -> str:
+    """Warnings raised by the tools during the run: a deprecation today is tomorrow's silent change."""
+    found = report.get("warnings") or []
+    if not found:
+        return "## Warnings from the tools\n\nNone recorded."
+    rows = [(w["count"], w["source"], w["category"], w["message"], w["where"], w["first_seen"]) for w in found]
+    return ("## Warnings from the tools\n\nRaised by transformers / nnsight / pyvene / torch during the run "
+            "(never silenced globally), with where each was first seen:\n\n"
+            + _table(("Count", "From", "Category", "Message", "Where", "First seen in"), rows))
+
+
 def _provenance(report: Report) -> str:
     body = json.dumps(report["provenance"], indent=2, sort_keys=True, default=str)
     return f"## Provenance\n\n```json\n{body}\n```"
@@ -211,5 +222,5 @@ def render_markdown(report: Report, plots: Plots | None = None) -> str:
     models = [_model(m, s, plots.get(m, {})) for m, s in report["models"].items()]
     sections = [_header(report), _tested(report), _outcome(report), _rules(report), _next(report),
                 "## Per model", *models, _checklist(report), _determinism(report), _errors(report),
-                _timing(report), _provenance(report)]
+                _timing(report), _warnings(report), _provenance(report)]
     return "\n\n".join(sections) + "\n"

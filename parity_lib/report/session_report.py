@@ -28,6 +28,33 @@ class Written:
     paths: tuple[Path, ...]
     plots: dict[str, dict[str, str]]  # model -> caption -> data URI (for the HTML report)
 
+    @property
+    def regressed(self) -> bool:
+        """Exit status policy: a divergence verdict (Outcome 1 or 2) or a failed cycle fails the run."""
+        primary = self.decision.primary
+        errors = any(t["n_error"] for m in self.report["models"].values() for t in m["tools"].values())
+        return (primary is not None and primary.outcome in (1, 2)) or errors
+
+    @property
+    def markdown_path(self) -> Path:
+        return next(p for p in self.paths if p.name == OUTCOME_MD)
+
+    def key_numbers(self) -> dict[str, Any]:
+        """What CI dashboards read from junit.xml: the verdict and the numbers behind it."""
+        d = self.decision
+        out: dict[str, Any] = {"verdict": d.verdict, "outcome": d.primary.outcome if d.primary else "inconclusive",
+                               "interrupted": self.report.get("run", {}).get("interrupted", False),
+                               "report": str(self.markdown_path)}
+        for model, summary in self.report["models"].items():
+            cos = [p["cos_min"] for p in summary["pairs"] if p["cos_min"] is not None]
+            gaps = [p["refusal_gap_pp"] for p in summary["pairs"] if p["refusal_gap_pp"] is not None]
+            out[f"{model}_cross_cos_min"] = f"{min(cos):.6f}" if cos else "n/a"
+            out[f"{model}_refusal_gap_pp_max"] = f"{max(gaps):.1f}" if gaps else "n/a"
+            for tool, t in summary["tools"].items():
+                rate = (t["rates"] or {}).get("refusal")
+                out[f"{model}_{tool}_refusal"] = f"{rate['mean']:.3f}" if rate else "error"
+        return out
+
 
 def load_records(cycles: Sequence[Mapping[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """{model: [record, ...]}: each cycle's ok record, or its error record, or a synthetic error."""
@@ -81,10 +108,19 @@ def _caveats(report: Mapping[str, Any]) -> str:
     if hollow:
         notes.append(f"> **Shape-only / random-weight run** ({', '.join(hollow)}): parity and speed are "
                      f"meaningful, refusal rates are not (these weights have no learned behaviour).")
+    run = report.get("run", {})
+    missing = [m for m in run.get("models_expected", []) if m not in run.get("models_with_cycles", [])]
+    if run.get("interrupted"):
+        notes.append("> **Run interrupted** before it finished: this report covers only the cycles that "
+                     "completed" + (f"; models with no cycle: {', '.join(missing)}" if missing else "")
+                     + ". Rerun the same command: finished cycles are reused, the rest are computed.")
+    elif missing:
+        notes.append(f"> **Models not studied in this run**: {', '.join(missing)} (deselected or failed before "
+                     f"their first cycle).")
     overridden = sorted(m for m, g in report.get("gate", {}).items() if g.get("overridden"))
     if overridden:
         notes.append(f"> **Preflight gate overridden** for {', '.join(overridden)}: raw activations did not "
-                     f"match across tools, and the study ran anyway (--override-gate).")
+                     f"match across tools, and the study ran anyway (--parity-override-gate).")
     return "\n\n".join(notes) + ("\n\n" if notes else "")
 
 
@@ -98,5 +134,5 @@ def terminal_lines(written: Written) -> list[str]:
     if d.missing:
         lines.append(f"  missing data: {'; '.join(d.missing[:3])}")
     lines.append(f"  next: {d.next_step}")
-    lines.append(f"  report: {written.paths[-1]}")
+    lines.append(f"  report: {written.markdown_path}")
     return lines

@@ -1,7 +1,7 @@
 """The `golden` fixture: compares a record of this (model, tool) with golden/<prompt set>/<model>/test_golden.json.
 
 Every tool is compared with the same entry. Under `--snapshot-update` only the reference tool (the
-first of `--tools`, hooks by default) writes it, and every other tool must equal the reference's
+first of `--parity-tools`, hooks by default) writes it, and every other tool must equal the reference's
 fresh record within tolerance, so a broken tool can never become the golden.
 """
 

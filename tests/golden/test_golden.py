@@ -21,7 +21,7 @@ from parity_lib.prompts import PromptSet
 pytestmark = pytest.mark.golden
 
 FIRST_TOKENS = 8
-# Pinned, not taken from the command line: a golden must not change with --scope or --max-new-tokens.
+# Pinned, not taken from the command line: a golden must not change with --parity-scope or --parity-max-new-tokens.
 # Each tool steers with its own mechanism ("same"), so the golden covers steering as well as extraction.
 STEERING = StudySettings(repeats=1, scope="target_to_final", steer_with="same", max_new_tokens=64, n_eval=8)
 

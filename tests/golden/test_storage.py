@@ -21,7 +21,7 @@ class TmpGolden(GoldenExtension):
 
 
 def pytest_addoption(parser):
-    parser.addoption("--prompts", default=None)
+    parser.addoption("--parity-prompts", default=None)
     parser.addoption("--models", default="m1,m2")
 
 
@@ -71,7 +71,7 @@ def golden_file(pytester, model="m1"):
 
 
 def run(pytester, *args):
-    # The parity plugin defines --prompts and model parametrization, which the inner conftest fakes;
+    # The parity plugin defines --parity-prompts and model parametrization, which the inner conftest fakes;
     # hypothesis's plugin would re-import hypothesis on every run.
     quiet = ("parity_lib.plugin", "cacheprovider", "randomly", "xdist", "hypothesispytest", "html", "metadata")
     return pytester.runpytest(*(a for p in quiet for a in ("-p", f"no:{p}")), *args)
@@ -143,6 +143,6 @@ def test_goldens_of_models_not_in_the_run_are_not_unused(project):
 
 def test_each_prompt_set_has_its_own_goldens(project):
     run(project, "--snapshot-update")
-    result = run(project, "--prompts", "other/my_prompts.py")
+    result = run(project, "--parity-prompts", "other/my_prompts.py")
     result.assert_outcomes(failed=4)
     assert result.ret != 0 and golden_file(project).is_file()

@@ -21,7 +21,7 @@ def _records(store, lm, tool, repeats):
 
 def test_direction_is_deterministic_within_tool(store, suite, loaded_model, gate_open, tool_name):
     if suite.settings.repeats < 2:
-        pytest.skip("within-method determinism needs --repeats ≥ 2")
+        pytest.skip("within-method determinism needs --parity-repeats ≥ 2")
     records = _records(store, loaded_model, tool_name, suite.settings.repeats)
     cosines = pairwise_cosines([r["direction"]["unit"] for r in records])
     assert min(cosines) > DETERMINISM_THRESHOLD, (

@@ -14,12 +14,12 @@ from parity_lib.batching import from_ids
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["--tools", "hooks,transformerlens"], "unknown tool 'transformerlens'"),
-    (["--tools", ","], "names no tool"),
-    (["--model", "no-such-model"], "not a known model"),
-    (["--model", "qwen2-tiny:abc"], "LAYER must be an integer"),
-    (["--prompts", "missing.json"], "does not exist"),
-    (["--device", "tpu"], "use cpu, cuda or cuda:N"),
+    (["--parity-tools", "hooks,transformerlens"], "unknown tool 'transformerlens'"),
+    (["--parity-tools", ","], "names no tool"),
+    (["--parity-model", "no-such-model"], "not a known model"),
+    (["--parity-model", "qwen2-tiny:abc"], "LAYER must be an integer"),
+    (["--parity-prompts", "missing.json"], "does not exist"),
+    (["--parity-device", "tpu"], "use cpu, cuda or cuda:N"),
 ], ids=["unknown-tool", "empty-tools", "unknown-model", "bad-layer", "missing-prompts", "bad-device"])
 def test_bad_option_is_a_usage_error(pytester, argv, message):
     result = pytester.runpytest("-p", "parity_lib.plugin", *argv)
@@ -92,7 +92,7 @@ def test_nan_activation_is_reported_with_a_fix():
     batch = from_ids([[1, 2, 3]], 0)
     resid = torch.zeros(1, 3, 4)
     resid[0, 1, 2] = float("nan")
-    with pytest.raises(errors.NonFiniteActivationError, match="rerun with --dtype float32"):
+    with pytest.raises(errors.NonFiniteActivationError, match="rerun with --parity-dtype float32"):
         finish(resid, batch, "hooks")
 
 

@@ -1,4 +1,4 @@
-"""`pytest -m preflight --model DIR:LAYER` works for another HF causal LM with no code change."""
+"""`pytest -m preflight --parity-model DIR:LAYER` works for another HF causal LM with no code change."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def llama_dir(tmp_path_factory) -> Path:
 
 def test_preflight_passes_on_a_saved_llama(llama_dir, tmp_path):
     cmd = [sys.executable, "-m", "pytest", "-m", "preflight", "tests/preflight", "-q", "-p", "no:cacheprovider",
-           "--model", f"{llama_dir}:2", "--results-dir", str(tmp_path)]
+           "--parity-model", f"{llama_dir}:2", "--parity-results-dir", str(tmp_path)]
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert (tmp_path / "phase1_parity_checklist.json").is_file()

@@ -22,9 +22,9 @@ SCENARIOS = {
 def run_study(tmp_path: Path, tools: str, workers: int) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "pytest", "tests/study/test_cycles.py", "-m", "study", "-q",
            "-p", "no:cacheprovider", "-p", "tests.planted_tools", "-n", str(workers), "--dist", "loadgroup",
-           "--tools", tools, "--repeats", "2", "--n-eval", "10", "--max-new-tokens", "24",
-           "--override-gate", "--results-dir", str(tmp_path / "results"),
-           "--reports-dir", str(tmp_path / "reports"), "--junitxml", str(tmp_path / "junit.xml"),
+           "--parity-tools", tools, "--parity-repeats", "2", "--parity-n-eval", "10", "--parity-max-new-tokens", "24",
+           "--parity-override-gate", "--parity-results-dir", str(tmp_path / "results"),
+           "--parity-reports-dir", str(tmp_path / "reports"), "--junitxml", str(tmp_path / "junit.xml"),
            "--html", str(tmp_path / "report.html")]
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
 

@@ -1,0 +1,30 @@
+"""Names the command line offers, without importing torch: registry models and built-in tools.
+
+`--help` lists these, so it must stay cheap; `models.registry()` and `extractors.TOOLS` are the real
+thing, and a unit test keeps the three in step.
+"""
+
+from __future__ import annotations
+
+MODELS = {
+    "qwen-7b": "Qwen/Qwen2.5-7B-Instruct, layer 16, x15 (the paper's primary model; local weights)",
+    "gemma-9b": "google/gemma-2-9b-it, layer 16, x25 (the paper's control; local weights)",
+    "qwen2-organism": "Qwen2, 28 layers, trained here to refuse (shipped; default)",
+    "gemma2-organism": "Gemma2, 42 layers, trained here to refuse (shipped; default)",
+    "qwen-7b-shape": "Qwen2.5-7B shapes, seeded random weights (parity and speed only)",
+    "gemma-9b-shape": "Gemma-2-9B shapes, seeded random weights (parity and speed only)",
+    "qwen2-tiny": "seeded random Qwen2, 28 layers (self-tests)",
+    "gemma2-tiny": "seeded random Gemma2, 42 layers (self-tests)",
+}
+DEFAULT_MODELS = ("qwen2-organism", "gemma2-organism")
+TOOLS = {
+    "hooks": "raw PyTorch forward hooks",
+    "nnsight": "NNsight tracing",
+    "pyvene": "pyvene interventions",
+}
+DEFAULT_TOOLS = tuple(TOOLS)
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def models_help() -> str:
+    return "; ".join(f"{name}: {text}" for name, text in MODELS.items())

@@ -1,0 +1,109 @@
+"""The suite's fixtures: they compute and record; the tests only assert.
+
+`suite` (the run's configuration), `loaded_model` (once per process and model), `record_check`
+(a Section D result into the checklist), `store` (cycle files and resume), `gate_open` (the protocol's
+hard stop, per model) and `cycle` (one (model, tool, repeat) record). Each records on the plugin's
+`ParityRun` and says what it did in a progress line. Heavy imports stay inside the fixtures.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from .run_data import ParityRun, run_of
+
+
+def _run(config: pytest.Config) -> ParityRun:
+    from .plugin import activate
+
+    activate(config)
+    return run_of(config)
+
+
+@pytest.fixture(scope="session")
+def suite(pytestconfig: pytest.Config):
+    return _run(pytestconfig).suite
+
+
+@pytest.fixture(scope="session")
+def loaded_model(suite, model_name: str, pytestconfig: pytest.Config):
+    run = _run(pytestconfig)
+    run.announce(f"{model_name}: loading ({suite.dtype}, {suite.device})")
+    started = time.perf_counter()
+    lm = suite.model(model_name)
+    run.models[model_name] = lm.describe()
+    run.progress(f"{model_name}: loaded in {time.perf_counter() - started:.1f}s "
+                 f"({lm.describe()['architecture']}, {lm.n_layers} layers, {suite.dtype}, {lm.device})")
+    return lm
+
+
+@pytest.fixture
+def record_check(pytestconfig: pytest.Config, request: pytest.FixtureRequest) -> Callable[[str, Any], None]:
+    """Record a CheckResult for the checklist file: `record_check(model_name, result)`."""
+    run = _run(pytestconfig)
+
+    def record(model: str, result: Any) -> None:
+        run.record_check(model, result, request.node.nodeid)
+    return record
+
+
+@pytest.fixture(scope="session")
+def store(suite, pytestconfig: pytest.Config):
+    from .study import CycleStore
+
+    return CycleStore(Path(pytestconfig.getoption("--parity-results-dir")), suite.prompts, suite.settings,
+                      suite.provenance, fresh=pytestconfig.getoption("--parity-fresh"), log=lambda line: None)
+
+
+@pytest.fixture(scope="session")
+def gate_open(loaded_model, suite, pytestconfig: pytest.Config, model_name: str):
+    """No cycle of a model runs until raw activations match across its tools (or the gate is overridden)."""
+    from .gate import gate
+    from .results import CHECKLIST_NAME
+
+    run = _run(pytestconfig)
+    run.announce(f"{model_name}: preflight gate ({', '.join(suite.tools)})")
+    started = time.perf_counter()
+    path = Path(pytestconfig.getoption("--parity-results-dir")) / CHECKLIST_NAME
+    status = gate(loaded_model, suite.tools, suite.prompts, path, suite.config_key())
+    for result in status.results:
+        run.record_check(model_name, result, "gate")
+    overridden = pytestconfig.getoption("--parity-override-gate")
+    run.gate[model_name] = {"passed": status.passed, "source": status.source, "failed": list(status.failed),
+                            "overridden": overridden and not status.passed}
+    verdict = "open" if status.passed else ("OVERRIDDEN" if overridden else "CLOSED")
+    run.progress(f"{model_name}: gate {verdict} ({status.source}, {time.perf_counter() - started:.1f}s)")
+    if not status.passed and not overridden:
+        pytest.fail(status.message(), pytrace=False)
+    return status
+
+
+@pytest.fixture
+def cycle(store, loaded_model, gate_open, tool_name: str, repeat: int, pytestconfig: pytest.Config):
+    """The cycle's record; its outcome (ok or error) is recorded for the report."""
+    from .results import cycle_path
+
+    run = _run(pytestconfig)
+    name = loaded_model.spec.name
+    fact = {"model": name, "tool": tool_name, "repeat": repeat,
+            "path": str(cycle_path(store.results_dir, name, tool_name, repeat)),
+            "config_key": store.key(loaded_model, tool_name)}
+    run.announce(f"{name}/{tool_name}/r{repeat}: extracting and generating")
+    started = time.perf_counter()
+    try:
+        record, computed = store.ensure(loaded_model, tool_name, repeat)
+    except Exception as exc:
+        run.record_cycle({**fact, "status": "error", "error": f"{type(exc).__name__}: {exc}"})
+        run.progress(f"{name}/{tool_name}/r{repeat}: ERROR {type(exc).__name__} after "
+                     f"{time.perf_counter() - started:.1f}s")
+        raise
+    run.record_cycle({**fact, "status": "ok", "computed": computed})
+    rates = record["rates"]
+    run.progress(f"{name}/{tool_name}/r{repeat}: refusal {rates['refusal']:.0%} garbled {rates['garbled']:.0%} "
+                 f"normal {rates['normal']:.0%}, {time.perf_counter() - started:.1f}s "
+                 f"({'computed' if computed else 'reused from ' + fact['path']})")
+    return record

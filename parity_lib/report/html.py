@@ -1,0 +1,32 @@
+"""The verdict block at the top of pytest-html's report: verdict, reasons, next step, link, figures."""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+
+def summary_html(written: Any) -> list[str]:
+    d = written.decision
+    report = written.report
+    parts = [f"<h2>Phase 1 outcome: {escape(d.verdict)}</h2>"]
+    run = report.get("run", {})
+    if run.get("interrupted"):
+        parts.append("<p><strong>Run interrupted:</strong> this covers only the cycles that finished.</p>")
+    if d.primary:
+        parts.append("<p>Why:</p><ul>" + "".join(f"<li>{escape(r)}</li>" for r in d.primary.reasons) + "</ul>")
+    if d.missing:
+        parts.append("<p>Missing data:</p><ul>" + "".join(f"<li>{escape(m)}</li>" for m in d.missing) + "</ul>")
+    parts.append(f"<p><strong>Next:</strong> {escape(d.next_step)}</p>")
+    md = written.markdown_path
+    parts.append(f'<p>Full report: <a href="{escape(md.name)}">{escape(str(md))}</a> '
+                 f'(JSON beside it). Versions are in the Environment table above.</p>')
+    warnings = report.get("warnings") or []
+    if warnings:
+        parts.append(f"<p>{sum(w['count'] for w in warnings)} warnings from the tools "
+                     f"({len(warnings)} distinct), listed in the Markdown report.</p>")
+    for model, images in written.plots.items():
+        parts.append(f"<h3>{escape(model)}</h3>")
+        parts += [f'<img alt="{escape(c)}" title="{escape(c)}" src="{uri}" style="max-width:45%">'
+                  for c, uri in images.items()]
+    return parts

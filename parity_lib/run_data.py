@@ -1,0 +1,215 @@
+"""The run's data, owned by the plugin: what the fixtures record, merged across xdist workers.
+
+One `ParityRun` per pytest process. Fixtures record checks, models, gate decisions and cycles on it;
+an xdist worker hands its run to the controller as JSON at session end (`to_json` / `merge`), the way
+syrupy merges its session; the controller writes the checklist and the outcome report once. It is also a
+small pytest plugin of its own: it prints progress lines and collects warnings from the tools.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from .session import Suite
+
+RUN_KEY = pytest.StashKey["ParityRun"]()
+PROGRESS = "parity_progress"
+WATCHED = ("transformers", "nnsight", "pyvene", "torch", "accelerate", "tokenizers")
+
+
+@dataclass(eq=False)  # registered as a plugin: hashed by identity
+class ParityRun:
+    suite: Suite
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    models: dict[str, Any] = field(default_factory=dict)
+    cycles: list[dict[str, Any]] = field(default_factory=list)
+    gate: dict[str, Any] = field(default_factory=dict)
+    warnings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    config: pytest.Config | None = field(default=None, repr=False)
+    _printed: set[str] = field(default_factory=set)
+    _pending: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> ParityRun:
+        return cls(build_suite(config), config=config)
+
+    # -- recording -------------------------------------------------------------------------------
+    def record_check(self, model: str, result: Any, test: str) -> None:
+        self.checks.append({"model": model, **result.to_dict(), "test": test})
+
+    def record_cycle(self, fact: dict[str, Any]) -> None:
+        self.cycles.append(fact)
+
+    def to_json(self) -> str:
+        return json.dumps({"checks": self.checks, "models": self.models, "cycles": self.cycles,
+                           "gate": self.gate, "warnings": self.warnings}, default=str)
+
+    def merge(self, raw: str) -> None:
+        theirs = json.loads(raw)
+        self.checks.extend(theirs["checks"])
+        self.models.update(theirs["models"])
+        self.cycles.extend(theirs["cycles"])
+        self.gate.update(theirs["gate"])
+        for key, w in theirs["warnings"].items():
+            self._add_warning(key, w)
+
+    # -- progress --------------------------------------------------------------------------------
+    def header_lines(self) -> list[str]:
+        s = self.suite
+        return [f"parity: models={[m.name for m in s.models]} tools={list(s.tools)} dtype={s.dtype} "
+                f"device={s.device} seed={s.seed}",
+                f"parity: prompts={s.prompts.source} sha256={s.prompts.sha256[:16]}"]
+
+    def _reporter(self) -> Any:
+        config = self.config
+        if config is None or config.get_verbosity() < 0:
+            return None
+        return config.pluginmanager.get_plugin("terminalreporter")
+
+    def announce(self, line: str) -> None:
+        """Long work starts now: printed at once in a single process (an xdist worker's terminal is not
+        shown; its lines arrive with its reports)."""
+        reporter = None if hasattr(self.config, "workerinput") else self._reporter()
+        if reporter is not None:
+            reporter.ensure_newline()
+            reporter.write_line(f"parity: {line} ...")
+
+    def progress(self, line: str) -> None:
+        """Work finished: the line rides on the current test's report to the controller's terminal."""
+        self._pending.append(line)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: Any) -> Any:
+        report = yield
+        if self._pending:
+            report.user_properties = [*report.user_properties, *((PROGRESS, line) for line in self._pending)]
+            self._pending.clear()
+        return report
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Lines the fixtures attached to a test's report (cycle finished, gate decided, model loaded)
+        print on the controller as the report arrives, so they show under xdist too; quiet with -q."""
+        lines = [v for k, v in report.user_properties if k == PROGRESS and v not in self._printed]
+        if not lines:
+            return
+        self._printed.update(lines)
+        reporter = self._reporter()
+        if reporter is None:
+            return
+        reporter.ensure_newline()
+        for line in lines:
+            reporter.write_line(f"parity: {line}")
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_warning_recorded(self, warning_message: warnings.WarningMessage, when: str, nodeid: str,
+                                location: Any) -> None:
+        """Warnings from the tools (deprecations are the drift signal a regression gate needs): counted,
+        with the first place each was seen, and listed in the report."""
+        path = str(warning_message.filename).replace("\\", "/")
+        source = next((p for p in WATCHED if f"/{p}/" in path), None)
+        if source is None:
+            return
+        text = str(warning_message.message).strip().splitlines()[0][:300]
+        key = f"{warning_message.category.__name__}|{text}"
+        self._add_warning(key, {"count": 1, "category": warning_message.category.__name__, "message": text,
+                                "source": source, "first_seen": nodeid or when,
+                                "where": f"{Path(path).name}:{warning_message.lineno}"})
+
+    def _add_warning(self, key: str, entry: dict[str, Any]) -> None:
+        if key in self.warnings:
+            self.warnings[key]["count"] += entry["count"]
+        else:
+            self.warnings[key] = dict(entry)
+
+    # -- the end ---------------------------------------------------------------------------------
+    def finish(self, config: pytest.Config, total_s: float, interrupted: bool) -> Any:
+        """Write the checklist and, when cycles ran, the outcome report; return what was written."""
+        from .results import CHECKLIST_NAME, merge_checklist
+
+        checklist: dict[str, Any] = {}
+        if self.checks:
+            path = Path(config.getoption("--parity-results-dir")) / CHECKLIST_NAME
+            checklist = merge_checklist(path, self.checks, self.suite.config_key(), self.suite.provenance(),
+                                        self.models)
+        if not self.cycles:
+            return None
+        from .report.session_report import write_outcome
+
+        per_tool = {m: v["per_tool"] for m, v in checklist.get("summary", {}).items()}
+        extra = {"gate": self.gate, "study_settings": self.suite.settings.__dict__, "models_loaded": self.models,
+                 "warnings": sorted(self.warnings.values(), key=lambda w: -w["count"]),
+                 "run": {"interrupted": interrupted,
+                         "models_expected": [m.name for m in self.suite.models],
+                         "models_with_cycles": sorted({c["model"] for c in self.cycles})}}
+        return write_outcome(Path(config.getoption("--parity-reports-dir")), self.cycles, per_tool,
+                             self.suite.tools, self.suite.provenance(), total_s, extra)
+
+
+def run_of(config: pytest.Config) -> ParityRun:
+    return config.stash[RUN_KEY]
+
+
+def suite_of(config: pytest.Config) -> Suite:
+    return config.stash[RUN_KEY].suite
+
+
+def worker_device(device: str, config: Any) -> str:
+    """Each xdist worker on its own GPU: worker index modulo visible GPUs, chosen before any CUDA use."""
+    worker = getattr(config, "workerinput", {}).get("workerid")
+    if device != "cuda" or worker is None:
+        return device
+    import torch
+
+    count = torch.cuda.device_count()
+    return f"cuda:{int(worker.removeprefix('gw')) % count}" if count else device
+
+
+def build_suite(config: pytest.Config) -> Suite:
+    """The run's configuration from the command line; a bad value is one usage error that says what to fix."""
+    from .cycle import StudySettings
+    from .errors import ConfigError
+    from .extractors import parse_tools
+    from .models import parse_model
+    from .prompts import load_prompts
+    from .session import Suite
+    from . import catalog
+
+    opt = config.getoption
+    try:
+        tools = parse_tools(opt("--parity-tools"))
+        specs = tuple(parse_model(m) for m in (opt("--parity-model") or catalog.DEFAULT_MODELS))
+        prompts = load_prompts(opt("--parity-prompts"), allow_python=True)
+        settings = StudySettings(opt("--parity-repeats"), opt("--parity-scope"), opt("--parity-steer-with"),
+                                 opt("--parity-max-new-tokens"), opt("--parity-gen-batch-size"),
+                                 opt("--parity-n-eval"), opt("--parity-multiplier"))
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise pytest.UsageError(f"--parity-model given twice for the same name: {names}")
+    device = worker_device(opt("--parity-device"), config)
+    check_device(device)
+    return Suite(specs, tools, prompts, opt("--parity-dtype"), device, opt("--parity-seed"),
+                 opt("--parity-allow-network"), opt("--parity-trust-remote-code"), settings,
+                 "eager" if opt("--parity-deterministic") else None)
+
+
+def check_device(device: str) -> None:
+    if device == "cpu":
+        return
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise pytest.UsageError(f"--parity-device {device}: no CUDA device is visible (torch "
+                                    f"{torch.__version__}); use --parity-device cpu or check CUDA_VISIBLE_DEVICES")
+        return
+    raise pytest.UsageError(f"--parity-device {device!r}: use cpu, cuda or cuda:N")
