@@ -24,10 +24,10 @@ import numpy as np
 from syrupy.data import Snapshot, SnapshotCollection
 from syrupy.extensions.base import AbstractSyrupyExtension
 
-from .prompts import DEFAULT_PROMPTS, FIXTURES
+from .prompts import DEFAULT_PROMPTS
 
 GOLDEN_SCHEMA = 1
-GOLDEN_DIR = FIXTURES.parent / "golden"
+GOLDEN_DIR = Path(__file__).resolve().parent.parent / "golden"  # the repository's snapshots (tests/golden)
 MAX_RENDERED = 40
 _FLOAT_SLACK = 1e-12  # 0.1235 − 0.1234 is 1.0000000000000009e-4 in binary floating point
 

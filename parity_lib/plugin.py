@@ -76,6 +76,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--parity-trust-remote-code", action="store_true", help="run model code from the checkpoint")
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> None:
+    from .rootdir import restore_rootdir
+
+    restore_rootdir(early_config, args)
+
+
 def _options_given(config: pytest.Config) -> bool:
     return any(str(a).startswith("--parity-") for a in config.invocation_params.args)
 

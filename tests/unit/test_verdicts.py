@@ -20,7 +20,7 @@ SCENARIOS = {
 
 
 def run_study(tmp_path: Path, tools: str, workers: int) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "pytest", "tests/study/test_cycles.py", "-m", "study", "-q",
+    cmd = [sys.executable, "-m", "pytest", "parity_lib/suite/study/test_cycles.py", "-m", "study", "-q",
            "-p", "no:cacheprovider", "-p", "tests.planted_tools", "-n", str(workers), "--dist", "loadgroup",
            "--parity-tools", tools, "--parity-repeats", "2", "--parity-n-eval", "10", "--parity-max-new-tokens", "24",
            "--parity-override-gate", "--parity-results-dir", str(tmp_path / "results"),
