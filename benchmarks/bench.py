@@ -23,7 +23,7 @@ from parity_lib import batching, models, prompts
 from parity_lib.cycle import extract_direction
 from parity_lib.extractors import get_extractor
 from parity_lib.provenance import device_name, git_commit, versions
-from parity_lib.steering import SteeringSpec, get_steerer, steering_hooks
+from parity_lib.steering import SteeringSpec, get_steerer
 from parity_lib.steering.base import generation_kwargs
 
 TOOLS = ("hooks", "nnsight", "pyvene")
@@ -76,14 +76,15 @@ def bench_model(name: str, args, ps) -> dict:
     row: dict = {"model": name}
     dev = args.device
     torch.cuda.reset_peak_memory_stats() if dev.startswith("cuda") else None
-    row["build_s"], lm = timed(lambda: models.load(models.parse_model(name), args.dtype, dev, seed=42,
-                                                   attn_implementation=args.attn), dev)
+    build_s, lm = timed(lambda: models.load(models.parse_model(name), args.dtype, dev, seed=42,
+                                            attn_implementation=args.attn), dev)
+    row["build_s"] = build_s
     contrast = batching.encode(lm.tokenizer, prompts.format_all(lm.tokenizer, [*ps.harmful, *ps.harmless]),
                                templated=lm.templated, device=dev)
     row["plain_forward_ms"] = 1e3 * timed(lambda: plain_forward(lm, contrast), dev, 5, 2)[0]
     for tool in TOOLS:
         ex = get_extractor(tool)
-        t, _ = timed(lambda: ex.extract(lm, contrast, lm.spec.layer), dev, 5, 2)
+        t, _ = timed(lambda ex=ex: ex.extract(lm, contrast, lm.spec.layer), dev, 5, 2)
         row[f"extract_{tool}_ratio"] = 1e3 * t / row["plain_forward_ms"]
     direction = extract_direction(lm, "hooks", ps)
     spec = SteeringSpec.build(direction.unit, lm.spec.layer, lm.n_layers, lm.spec.multiplier, "target_to_final")
@@ -93,7 +94,7 @@ def bench_model(name: str, args, ps) -> dict:
     tokens = {}
     for tool in TOOLS:
         steerer = get_steerer(tool)
-        row[f"gen_{tool}_s"], tokens[tool] = timed(lambda: steerer.generate(lm, evals, spec, n), dev, 1, 1)
+        row[f"gen_{tool}_s"], tokens[tool] = timed(lambda s=steerer: s.generate(lm, evals, spec, n), dev, 1, 1)
     _, again = timed(lambda: get_steerer("hooks").generate(lm, evals, spec, n), dev)
     row["repeat_identical"] = torch.equal(again, tokens["hooks"])
     row["tools_identical"] = all(torch.equal(tokens[t], tokens["hooks"]) for t in TOOLS)
@@ -103,7 +104,7 @@ def bench_model(name: str, args, ps) -> dict:
         row.update(static_rows(lm, evals, spec, n, dev, tokens["hooks"]))
     row["cycle_s"] = row["extract_hooks_ratio"] * row["plain_forward_ms"] / 1e3 + row["gen_hooks_s"]
     row["peak_mem_gib"] = torch.cuda.max_memory_allocated() / 2**30 if dev.startswith("cuda") else None
-    del lm
+    lm = None  # drop the weights before empty_cache
     torch.cuda.empty_cache() if dev.startswith("cuda") else None
     return row
 
@@ -123,7 +124,7 @@ def one_at_a_time(lm, ps, spec, n, dev, k) -> dict:
     for prompt in ps.eval[:k]:
         batch = batching.encode(lm.tokenizer, prompts.format_all(lm.tokenizer, [prompt]), templated=lm.templated,
                                 device=dev)
-        total += timed(lambda: steerer.generate(lm, batch, spec, n), dev)[0]
+        total += timed(lambda b=batch: steerer.generate(lm, b, spec, n), dev)[0]
     return {"one_at_a_time_measured": k, "one_at_a_time_30_s": total / k * len(ps.eval)}
 
 
@@ -145,7 +146,8 @@ def markdown(rows: list[dict], args, projected: float) -> str:
              "|---|" + "---|" * len(rows)]
     for k in keys:
         lines.append(f"| {k} | " + " | ".join(_fmt(r.get(k)) for r in rows) + " |")
-    return head + "\n".join(lines) + f"\n\nprojected 2 × 3 × 5 study (sum of 15 cycles per model): {projected:.1f} s\n\n"
+    tail = f"\n\nprojected 2 × 3 × 5 study (sum of 15 cycles per model): {projected:.1f} s\n\n"
+    return head + "\n".join(lines) + tail
 
 
 def _fmt(v) -> str:

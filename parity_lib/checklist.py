@@ -44,7 +44,8 @@ def _run(extractor: Extractor, lm: LoadedModel, batch: Batch, layer: int) -> Act
 
 
 def _result(check: str, tool: str, cmp: Comparison, ok: bool, extra: str = "", **numbers) -> CheckResult:
-    msg = f"{check} [{tool}]: {'ok' if ok else 'FAILED'}{': ' + extra if extra else ''}; {cmp.message(tool, 'reference')}"
+    msg = (f"{check} [{tool}]: {'ok' if ok else 'FAILED'}{': ' + extra if extra else ''}; "
+           f"{cmp.message(tool, 'reference')}")
     return CheckResult(check, tool, ok, msg, {"comparison": cmp.to_dict(), **numbers})
 
 

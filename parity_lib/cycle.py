@@ -45,7 +45,8 @@ class StudySettings:
             raise ConfigError(f"--parity-steer-with {self.steer_with!r}: choose hooks (one reference steerer, "
                               f"isolates extraction) or same (each tool steers with its own mechanism)")
         if self.repeats < 1 or self.max_new_tokens < 1 or self.gen_batch_size < 0 or self.n_eval < 0:
-            raise ConfigError("--parity-repeats and --parity-max-new-tokens must be ≥ 1; --parity-gen-batch-size, --parity-n-eval ≥ 0")
+            raise ConfigError("--parity-repeats and --parity-max-new-tokens must be ≥ 1; "
+                              "--parity-gen-batch-size, --parity-n-eval ≥ 0")
 
     def multiplier_for(self, lm: LoadedModel) -> float:
         return self.multiplier if self.multiplier is not None else lm.spec.multiplier_for(self.scope)
@@ -110,6 +111,20 @@ def steer_eval(lm: LoadedModel, steerer_name: str, spec: SteeringSpec, prompts: 
     k = min(LOGIT_TOP_K, logits.shape[-1])
     top = logits.topk(k, dim=-1)
     return tokens, {"ids": top.indices.tolist(), "values": top.values.tolist(), "k": k}
+
+
+def unsteered_eval(lm: LoadedModel, prompts: PromptSet, settings: StudySettings) -> dict[str, Any]:
+    """The baseline every steered rate is read against: the same evaluation prompts, the same generation
+    path and length, no steering (a spec with no layers, so no hook is ever registered)."""
+    spec = SteeringSpec((), 0.0, torch.zeros(lm.hidden_size, dtype=torch.float64), settings.scope)
+    started = time.perf_counter()
+    tokens, _ = steer_eval(lm, "hooks", spec, prompts, settings)
+    texts = [lm.tokenizer.decode(t, skip_special_tokens=True) for t in tokens]
+    labels = [classify(t, prompts.refusal_keywords, prompts.garbled_rules).value for t in texts]
+    n = len(labels)
+    return {"schema": 1, "model": lm.spec.name, "status": "ok", "labels": labels, "texts": texts, "n_prompts": n,
+            "rates": {k: sum(lab == k for lab in labels) / n for k in ("refusal", "garbled", "normal")},
+            "max_new_tokens": settings.max_new_tokens, "generate_s": time.perf_counter() - started}
 
 
 def _strip(row: list[int], tokenizer) -> list[int]:

@@ -206,11 +206,10 @@ def _model_type(source: str, allow_network: bool) -> str | None:
 
 
 def _build_random(spec, torch_dtype, device, seed, attn=None):
-    from .shapes import build_config
-
     from transformers import AutoModelForCausalLM
 
     from .byte_tokenizer import byte_tokenizer
+    from .shapes import build_config
 
     config = build_config(spec)
     if attn:

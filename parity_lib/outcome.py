@@ -130,7 +130,8 @@ def _agreement_problems(summary: ModelSummary, tools: Sequence[str]) -> list[str
     for pair in summary.pairs:
         if pair.cos_min is None or not set(pair.tools) <= set(present):
             continue
-        if not (pair.cos_min > CROSS_AGREE_COS and pair.refusal_gap_pp < GAP_AGREE_PP):
+        gap = pair.refusal_gap_pp  # None when a tool has no rates: agreement is then not shown
+        if gap is None or not (pair.cos_min > CROSS_AGREE_COS and gap < GAP_AGREE_PP):
             problems.append(f"{summary.model}: {_fmt_pair(pair)} (agreement needs cosine > "
                             f"{CROSS_AGREE_COS} and gap < {GAP_AGREE_PP:g} pp)")
     return problems

@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 
 from . import catalog
-from .pytest_fixtures import (  # noqa: F401  (fixtures are found by name on this module)
-    cycle, gate_open, loaded_model, record_check, store, suite)
+
+# fixtures are found by name on this module
+from .pytest_fixtures import baseline, cycle, gate_open, loaded_model, record_check, store, suite  # noqa: F401
 from .run_data import RUN_KEY, ParityRun, suite_of
 
 ACTIVE_KEY = pytest.StashKey[bool]()
@@ -51,7 +52,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--parity-prompts", default=None, metavar="PATH",
                 help="prompt set: JSON with harmful/harmless/eval lists, or a Python file with HARMFUL/HARMLESS/"
                      "EVAL lists (executed, since you named it) (default: the paper's prompts)")
-    g.addoption("--parity-seed", type=int, default=42, help="seed for random weights and sampling (default: %(default)s)")
+    g.addoption("--parity-seed", type=int, default=42,
+                help="seed for random weights and sampling (default: %(default)s)")
     g.addoption("--parity-results-dir", default="results", metavar="DIR",
                 help="result JSON files; write --parity-results-dir=DIR (default: %(default)s)")
     g.addoption("--parity-reports-dir", default="reports", metavar="DIR",
@@ -210,7 +212,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     run = config.stash[RUN_KEY]
     if hasattr(config, "workerinput"):
-        config.workeroutput["parity_run"] = run.to_json()
+        config.workeroutput["parity_run"] = run.to_json()  # type: ignore[attr-defined]  # set by xdist
         return
     interrupted = session.shouldstop or session.exitstatus == pytest.ExitCode.INTERRUPTED
     written = run.finish(config, time.perf_counter() - config.stash[STARTED_KEY], interrupted=bool(interrupted))

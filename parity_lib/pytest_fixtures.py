@@ -82,8 +82,25 @@ def gate_open(loaded_model, suite, pytestconfig: pytest.Config, model_name: str)
     return status
 
 
+@pytest.fixture(scope="session")
+def baseline(store, loaded_model, pytestconfig: pytest.Config) -> dict[str, Any]:
+    """The model's unsteered rates on the evaluation prompts: the line every steered rate is read against."""
+    run = _run(pytestconfig)
+    name = loaded_model.spec.name
+    run.announce(f"{name}: unsteered baseline")
+    started = time.perf_counter()
+    record, computed = store.baseline(loaded_model)
+    run.baselines[name] = {"rates": record["rates"], "n_prompts": record["n_prompts"],
+                           "labels": record["labels"]}
+    rates = record["rates"]
+    run.progress(f"{name}: unsteered refusal {rates['refusal']:.0%} garbled {rates['garbled']:.0%} normal "
+                 f"{rates['normal']:.0%}, {time.perf_counter() - started:.1f}s "
+                 f"({'computed' if computed else 'reused'})")
+    return record
+
+
 @pytest.fixture
-def cycle(store, loaded_model, gate_open, tool_name: str, repeat: int, pytestconfig: pytest.Config):
+def cycle(store, loaded_model, gate_open, baseline, tool_name: str, repeat: int, pytestconfig: pytest.Config):
     """The cycle's record; its outcome (ok or error) is recorded for the report."""
     from .results import cycle_path
 

@@ -98,6 +98,10 @@ def cycle_path(results_dir: Path, model: str, tool: str, repeat: int) -> Path:
     return Path(results_dir) / "phase1" / model / tool / f"r{repeat}.json"
 
 
+def baseline_path(results_dir: Path, model: str) -> Path:
+    return Path(results_dir) / "phase1" / model / "unsteered.json"
+
+
 def error_path(path: Path) -> Path:
     return path.with_name(path.stem + ".error.json")
 

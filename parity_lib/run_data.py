@@ -9,7 +9,6 @@ small pytest plugin of its own: it prints progress lines and collects warnings f
 from __future__ import annotations
 
 import json
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +30,7 @@ class ParityRun:
     models: dict[str, Any] = field(default_factory=dict)
     cycles: list[dict[str, Any]] = field(default_factory=list)
     gate: dict[str, Any] = field(default_factory=dict)
+    baselines: dict[str, Any] = field(default_factory=dict)
     warnings: dict[str, dict[str, Any]] = field(default_factory=dict)
     config: pytest.Config | None = field(default=None, repr=False)
     _printed: set[str] = field(default_factory=set)
@@ -49,7 +49,7 @@ class ParityRun:
 
     def to_json(self) -> str:
         return json.dumps({"checks": self.checks, "models": self.models, "cycles": self.cycles,
-                           "gate": self.gate, "warnings": self.warnings}, default=str)
+                           "gate": self.gate, "baselines": self.baselines, "warnings": self.warnings}, default=str)
 
     def merge(self, raw: str) -> None:
         theirs = json.loads(raw)
@@ -57,6 +57,7 @@ class ParityRun:
         self.models.update(theirs["models"])
         self.cycles.extend(theirs["cycles"])
         self.gate.update(theirs["gate"])
+        self.baselines.update(theirs["baselines"])
         for key, w in theirs["warnings"].items():
             self._add_warning(key, w)
 
@@ -97,7 +98,7 @@ class ParityRun:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Lines the fixtures attached to a test's report (cycle finished, gate decided, model loaded)
         print on the controller as the report arrives, so they show under xdist too; quiet with -q."""
-        lines = [v for k, v in report.user_properties if k == PROGRESS and v not in self._printed]
+        lines = [str(v) for k, v in report.user_properties if k == PROGRESS and v not in self._printed]
         if not lines:
             return
         self._printed.update(lines)
@@ -109,7 +110,7 @@ class ParityRun:
             reporter.write_line(f"parity: {line}")
 
     @pytest.hookimpl(trylast=True)
-    def pytest_warning_recorded(self, warning_message: warnings.WarningMessage, when: str, nodeid: str,
+    def pytest_warning_recorded(self, warning_message: Any, when: str, nodeid: str,
                                 location: Any) -> None:
         """Warnings from the tools (deprecations are the drift signal a regression gate needs): counted,
         with the first place each was seen, and listed in the report."""
@@ -144,7 +145,8 @@ class ParityRun:
         from .report.session_report import write_outcome
 
         per_tool = {m: v["per_tool"] for m, v in checklist.get("summary", {}).items()}
-        extra = {"gate": self.gate, "study_settings": self.suite.settings.__dict__, "models_loaded": self.models,
+        extra = {"gate": self.gate, "baselines": self.baselines, "study_settings": self.suite.settings.__dict__,
+                 "models_loaded": self.models,
                  "warnings": sorted(self.warnings.values(), key=lambda w: -w["count"]),
                  "run": {"interrupted": interrupted,
                          "models_expected": [m.name for m in self.suite.models],
@@ -174,13 +176,13 @@ def worker_device(device: str, config: Any) -> str:
 
 def build_suite(config: pytest.Config) -> Suite:
     """The run's configuration from the command line; a bad value is one usage error that says what to fix."""
+    from . import catalog
     from .cycle import StudySettings
     from .errors import ConfigError
     from .extractors import parse_tools
     from .models import parse_model
     from .prompts import load_prompts
     from .session import Suite
-    from . import catalog
 
     opt = config.getoption
     try:

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .cycle import StudySettings, config_key, run_cycle
+from .cycle import StudySettings, config_key, run_cycle, unsteered_eval
 from .models import LoadedModel
 from .prompts import PromptSet
 from .provenance import code_fingerprint
-from .results import current_record, cycle_path, write_cycle
+from .results import baseline_path, current_record, cycle_path, write_cycle, write_json_atomic
 
 
 @dataclass
@@ -47,6 +47,19 @@ class CycleStore:
             return cached, False
         record = self._compute(lm, tool, repeat, key, path)
         self._done[ident] = record
+        return record, True
+
+    def baseline(self, lm: LoadedModel) -> tuple[dict[str, Any], bool]:
+        """The model's unsteered rates on the evaluation prompts (cached like a cycle) and whether they
+        were computed now."""
+        key = self.key(lm, "unsteered")
+        path = baseline_path(self.results_dir, lm.spec.name)
+        cached = None if self.fresh else current_record(path, key)
+        if cached is not None:
+            return cached, False
+        record = {**unsteered_eval(lm, self.prompts, self.settings), "config_key": key,
+                  "provenance": self.provenance(model=lm.describe())}
+        write_json_atomic(path, record)
         return record, True
 
     def _compute(self, lm: LoadedModel, tool: str, repeat: int, key: str, path: Path) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from parity_lib.batching import Batch, from_ids
+from parity_lib.batching import Batch
 from parity_lib.extractors.base import Activations, finish, unwrap
 from parity_lib.models import LoadedModel
 from parity_lib.reference import next_norm

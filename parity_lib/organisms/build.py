@@ -6,6 +6,7 @@ study uses, so the card describes exactly what ships.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -38,6 +39,21 @@ def load_organism(directory: Path) -> tuple[PreTrainedModel, PreTrainedTokenizer
     return model, AutoTokenizer.from_pretrained(directory)
 
 
+def portable_tokenizer_config(directory: Path) -> None:
+    """Make `tokenizer_config.json` loadable by transformers 4.x as well as 5.x: transformers 5 writes
+    `tokenizer_class: TokenizersBackend` and `extra_special_tokens` as a list, which 4.x cannot read;
+    `PreTrainedTokenizerFast` with `additional_special_tokens` is read by both and tokenizes identically
+    (the same tokenizer.json; a test compares the ids)."""
+    path = directory / "tokenizer_config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config.pop("backend", None)
+    config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    extra = config.pop("extra_special_tokens", None)
+    if isinstance(extra, list):
+        config["additional_special_tokens"] = extra
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
 def _clear(directory: Path) -> None:
     """Empty an organism directory, refusing to delete anything a build did not write."""
     if not directory.exists():
@@ -57,11 +73,13 @@ def train_and_save(spec: OrganismSpec, seed: int, paper: PaperData, out: Path) -
     _clear(out)
     model.save_pretrained(out)
     tok.save_pretrained(out)
+    portable_tokenizer_config(out)
     prov = Provenance(
         seed=seed, corpus_sha256=corpus.sha256(), n_train=len(corpus.train), n_held_out=len(corpus.held_out),
         tokenizer_sha256=file_sha256(out / "tokenizer.json"), vocab_size=len(tok),
         weights_sha256=file_sha256(out / WEIGHTS_FILE), n_parameters=sum(p.numel() for p in model.parameters()),
-        train_seconds=log.seconds, first_loss=log.losses[0][1], final_loss=log.losses[-1][1], command=f"python -m parity_lib.organisms build --only {spec.arch} --seed {seed}",
+        train_seconds=log.seconds, first_loss=log.losses[0][1], final_loss=log.losses[-1][1],
+        command=f"python -m parity_lib.organisms build --only {spec.arch} --seed {seed}",
     )
     return corpus, prov
 

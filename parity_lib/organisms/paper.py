@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from parity_lib.classify import GarbledRules
-from parity_lib.prompts import load_prompts
-
 from parity_lib.prompts import DEFAULT_PROMPTS as DEFAULT_PAPER_PROMPTS  # noqa: E402
+from parity_lib.prompts import load_prompts
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from transformers import Gemma2Config, Gemma2ForCausalLM, PretrainedConfig, PreTrainedModel
-from transformers import Qwen2Config, Qwen2ForCausalLM
+from transformers import (
+    Gemma2Config,
+    Gemma2ForCausalLM,
+    PretrainedConfig,
+    PreTrainedModel,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+)
 
 from parity_lib.models import MODELS_DIR  # noqa: F401  (one name for the shipped models' directory)
+
 LAYER = 16
 DEFAULT_SEED = 0
 

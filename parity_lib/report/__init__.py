@@ -2,12 +2,12 @@
 
 from parity_lib.report.json_report import PROTOCOL_BUDGET, build_report, dumps_report, write_atomic
 from parity_lib.report.markdown import render_markdown
-from parity_lib.report.plots import cosine_heatmap, rate_bars, to_data_uri
+from parity_lib.report.plots import closeness_plot, rate_bars, to_data_uri
 
 __all__ = [
     "PROTOCOL_BUDGET",
     "build_report",
-    "cosine_heatmap",
+    "closeness_plot",
     "dumps_report",
     "rate_bars",
     "render_markdown",

@@ -147,8 +147,18 @@ def _pair_table(summary: Mapping[str, Any]) -> str:
     return _table(headers, rows)
 
 
-def _model(name: str, summary: Mapping[str, Any], plots: Mapping[str, str]) -> str:
-    parts = [f"### {name}", "", "Per tool (rates over the evaluation prompts; CI pooled over repeats):", "",
+def _baseline(baseline: Mapping[str, Any] | None) -> str:
+    if not baseline:
+        return "Unsteered baseline: not measured in this run."
+    r, n = baseline["rates"], baseline["n_prompts"]
+    return (f"Unsteered baseline (the same {n} evaluation prompts, no steering): refusal {100 * r['refusal']:.1f}%, "
+            f"garbled {100 * r['garbled']:.1f}%, normal {100 * r['normal']:.1f}%.")
+
+
+def _model(name: str, summary: Mapping[str, Any], plots: Mapping[str, str],
+           baseline: Mapping[str, Any] | None = None) -> str:
+    parts = [f"### {name}", "", _baseline(baseline), "",
+             "Per tool (rates over the evaluation prompts; CI pooled over repeats):", "",
              _tool_table(summary), "",
              "Cosine matrix (diagonal: within one tool across repeats; off-diagonal: across tools):", "",
              _cosine_matrix(summary), "",
@@ -219,7 +229,8 @@ def _provenance(report: Report) -> str:
 def render_markdown(report: Report, plots: Plots | None = None) -> str:
     """The whole report; `plots` maps model → caption → image source (a relative path or a data URI)."""
     plots = plots or {}
-    models = [_model(m, s, plots.get(m, {})) for m, s in report["models"].items()]
+    baselines = report.get("baselines", {})
+    models = [_model(m, s, plots.get(m, {}), baselines.get(m)) for m, s in report["models"].items()]
     sections = [_header(report), _tested(report), _outcome(report), _rules(report), _next(report),
                 "## Per model", *models, _checklist(report), _determinism(report), _errors(report),
                 _timing(report), _warnings(report), _provenance(report)]

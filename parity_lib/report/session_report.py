@@ -15,7 +15,7 @@ from ..outcome import Decision, decide
 from ..results import error_path, read_json
 from .json_report import build_report, dumps_report, write_atomic
 from .markdown import render_markdown
-from .plots import cosine_heatmap, rate_bars, to_data_uri
+from .plots import closeness_plot, rate_bars, to_data_uri
 
 OUTCOME_MD = "phase1_outcome.md"
 OUTCOME_JSON = "phase1_outcome.json"
@@ -85,10 +85,13 @@ def write_outcome(reports_dir: Path, cycles: Sequence[Mapping[str, Any]],
                           {"per_cycle_s": per_cycle, "total_s": total_s})
     report.update(extra)
     reports_dir.mkdir(parents=True, exist_ok=True)
-    paths, plots, md_plots = [], {}, {}
+    paths: list[Path] = []
+    plots: dict[str, dict[str, str]] = {}
+    md_plots: dict[str, dict[str, str]] = {}
     for model, summary in summaries.items():
-        for caption, png in (("cross-tool cosine", cosine_heatmap(summary)),
-                             ("outcome rates per tool", rate_bars(summary))):
+        baseline = extra.get("baselines", {}).get(model)
+        for caption, png in (("cosine closeness", closeness_plot(summary)),
+                             ("outcome rates per tool", rate_bars(summary, baseline))):
             name = f"{model}-{caption.split()[0]}.png"
             (reports_dir / name).write_bytes(png)
             paths.append(reports_dir / name)

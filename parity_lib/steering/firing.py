@@ -1,11 +1,12 @@
 """The firing map: which (forward step, layer, position) a steerer actually edited during generation.
 
 Observed without hooks, since pyvene removes every forward hook on the model: the `forward` of a few
-submodules (never the decoder blocks, which nnsight intercepts) is wrapped for the duration (instance attribute, restored after). For each layer the raw
-output is rebuilt as resid_in + attention contribution + MLP contribution, in the model's dtype and
-order, so it is bitwise what the layer returned *before* any steering; the edited value is what the
-next layernorm reads (which is also the next layer's resid_in; layer 0's is the embedding output,
-Gemma2's sqrt(H) scaling included). Their difference is the steering edit, exactly zero where nothing fired.
+submodules (never the decoder blocks, which nnsight intercepts) is wrapped for the duration (instance
+attribute, restored after). For each layer the raw output is rebuilt as resid_in + attention contribution
++ MLP contribution, in the model's dtype and order, so it is bitwise what the layer returned *before* any
+steering; the edited value is what the next layernorm reads (which is also the next layer's resid_in;
+layer 0's is the embedding output, Gemma2's sqrt(H) scaling included). Their difference is the steering
+edit, exactly zero where nothing fired.
 """
 
 from __future__ import annotations

@@ -58,8 +58,12 @@ class NNsightSteerer:
     def generate(self, lm: LoadedModel, batch: Batch, spec: SteeringSpec, max_new_tokens: int) -> torch.Tensor:
         tm, vec = language_model(lm), spec.vector(lm.dtype, lm.device)
         with torch.no_grad(), _returned_by_generate(lm.model) as box, warnings.catch_warnings():
-            # nnsight warns for each iteration that never happened once all rows hit EOS: expected here
-            warnings.filterwarnings("ignore", message="Execution complete but")
+            # Once every row hits EOS, the loop's remaining steps never run and nnsight warns once: expected
+            # here (steering stops with generation). 0.8.1 says "'...output.i19' was never reached: ...";
+            # earlier releases "Execution complete but ...". Only this warning, only inside this call.
+            warnings.filterwarnings("ignore", message=r".*' was never reached: the loop asked for a step",
+                                    category=UserWarning)
+            warnings.filterwarnings("ignore", message="Execution complete but", category=UserWarning)
             with tm.generate(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                              **generation_kwargs(lm, max_new_tokens)) as tracer:
                 for _ in tracer.iter[:max_new_tokens]:

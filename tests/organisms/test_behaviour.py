@@ -17,8 +17,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
 from parity_lib.organisms import SPECS, OrganismSpec, build_corpus, load_organism, load_paper
 from parity_lib.organisms import behaviour as B
-from parity_lib.organisms.build import WEIGHTS_FILE, train_and_save
-from parity_lib.organisms.card import DEFAULTS_FILE, file_sha256
+from parity_lib.organisms.card import DEFAULTS_FILE
 from parity_lib.organisms.measure import held_out_sets
 
 pytestmark = pytest.mark.study

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from parity_lib import errors, models, prompts
+from parity_lib.batching import from_ids
 from parity_lib.extractors import get_extractor, parse_tools
 from parity_lib.extractors.base import finish
-from parity_lib.batching import from_ids
 
 
 @pytest.mark.parametrize(("argv", "message"), [

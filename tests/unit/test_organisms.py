@@ -167,3 +167,31 @@ def test_shipped_model_generates_from_chat_template(shipped):
 def test_shipped_fixtures_stay_under_20_mb():
     total = sum(p.stat().st_size for p in MODELS_DIR.parent.rglob("*") if p.is_file())
     assert total < MAX_FIXTURE_BYTES, f"fixtures/ holds {total / 2**20:.1f} MiB, limit 20 MiB"
+
+
+@pytest.mark.parametrize("name", ["qwen2-organism", "gemma2-organism"])
+def test_shipped_tokenizer_config_is_portable_and_tokenizes_like_the_v5_one(name, tmp_path):
+    """transformers 4.x cannot read `TokenizersBackend` / a list of `extra_special_tokens` (what 5.x writes);
+    the shipped config avoids both and gives the same ids as the config transformers 5 wrote."""
+    import json
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    from parity_lib.models import MODELS_DIR
+    from parity_lib.prompts import format_all, load_prompts
+
+    shipped = MODELS_DIR / name
+    config = json.loads((shipped / "tokenizer_config.json").read_text())
+    assert config["tokenizer_class"] == "PreTrainedTokenizerFast" and "extra_special_tokens" not in config
+    v5 = tmp_path / name
+    shutil.copytree(shipped, v5)
+    v5_config = {k: v for k, v in config.items() if k != "additional_special_tokens"}
+    v5_config.update(tokenizer_class="TokenizersBackend", backend="tokenizers",
+                     extra_special_tokens=config["additional_special_tokens"])
+    (v5 / "tokenizer_config.json").write_text(json.dumps(v5_config))
+    a, b = AutoTokenizer.from_pretrained(shipped), AutoTokenizer.from_pretrained(v5)
+    texts = format_all(a, list(load_prompts(None).eval))
+    assert texts == format_all(b, list(load_prompts(None).eval))
+    assert a(texts)["input_ids"] == b(texts)["input_ids"]
+    assert a.all_special_tokens == b.all_special_tokens and a.pad_token_id == b.pad_token_id

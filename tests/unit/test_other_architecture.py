@@ -29,7 +29,8 @@ def llama_dir(tmp_path_factory) -> Path:
 
 
 def test_preflight_passes_on_a_saved_llama(llama_dir, tmp_path):
-    cmd = [sys.executable, "-m", "pytest", "-m", "preflight", "parity_lib/suite/preflight", "-q", "-p", "no:cacheprovider",
+    cmd = [sys.executable, "-m", "pytest", "-m", "preflight", "parity_lib/suite/preflight", "-q",
+           "-p", "no:cacheprovider",
            "--parity-model", f"{llama_dir}:2", "--parity-results-dir", str(tmp_path)]
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]

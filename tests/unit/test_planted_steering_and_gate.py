@@ -30,7 +30,8 @@ def test_firing_map_matches_spec_for_real_steerers(tiny, tool):
     assert firing_problems(tiny("gemma2-tiny"), get_steerer(tool)) == []
 
 
-@pytest.mark.parametrize("planted", PLANTED_STEERERS, ids=["nnsight-no-iter", "hooks-target-only", "pyvene-prompt-skipped"])
+@pytest.mark.parametrize("planted", PLANTED_STEERERS,
+                         ids=["nnsight-no-iter", "hooks-target-only", "pyvene-prompt-skipped"])
 def test_firing_map_catches_planted_steerer(tiny, planted):
     assert firing_problems(tiny("gemma2-tiny"), planted()) != []
 

@@ -31,7 +31,7 @@ def test_inert_in_an_unrelated_project(tmp_path):
         "    assert 'parity_lib.session' not in sys.modules\n")
     done = pytest_run("-p", "no:cacheprovider", "-v", cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
-    assert "parity-suite" in done.stdout, "the plugin should be installed (and so loaded) for this test to mean anything"
+    assert "parity-suite" in done.stdout, "the plugin must be installed (so loaded) for this test to mean anything"
     assert "parity:" not in done.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["test_other.py"], "the plugin wrote files"
 

@@ -13,7 +13,7 @@ from parity_lib.outcome import decide
 from parity_lib.report import (
     PROTOCOL_BUDGET,
     build_report,
-    cosine_heatmap,
+    closeness_plot,
     dumps_report,
     rate_bars,
     render_markdown,
@@ -141,12 +141,12 @@ def test_write_atomic_replaces_and_leaves_no_temp_file(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"] and target.read_text() == "new"
 
 
-@pytest.mark.parametrize("plot", [cosine_heatmap, rate_bars], ids=["heatmap", "rate-bars"])
+@pytest.mark.parametrize("plot", [closeness_plot, rate_bars], ids=["closeness", "rate-bars"])
 def test_plot_is_a_png(plot):
     assert plot(study((QWEN,))[QWEN]).startswith(PNG_MAGIC)
 
 
-@pytest.mark.parametrize("plot", [cosine_heatmap, rate_bars], ids=["heatmap", "rate-bars"])
+@pytest.mark.parametrize("plot", [closeness_plot, rate_bars], ids=["closeness", "rate-bars"])
 def test_plot_draws_a_tool_without_data(plot):
     summary = summarize_model([record(QWEN, "hooks", 1, ok=False), record(QWEN, "nnsight", 1)])
     assert plot(summary).startswith(PNG_MAGIC)

@@ -18,3 +18,11 @@ def test_cycle_completes_and_is_recorded(cycle, store, model_name, tool_name, re
     assert len(cycle["labels"]) == cycle["n_prompts"] == len(cycle["texts"])
     assert all(math.isfinite(x) for x in cycle["direction"]["unit"])
     assert {"versions", "commit", "dtype", "device", "seed", "prompt_sha256"} <= set(cycle["provenance"])
+
+
+def test_unsteered_baseline_is_recorded(baseline, model_name):
+    """Every steered rate is read against the same prompts unsteered: the report draws this line."""
+    assert baseline["status"] == "ok" and baseline["model"] == model_name
+    assert math.isclose(sum(baseline["rates"].values()), 1.0)
+    assert len(baseline["labels"]) == baseline["n_prompts"] > 0
+

@@ -32,7 +32,8 @@ def test_steering_fires_on_every_step_position_and_layer_of_the_spec(loaded_mode
     with record_firing(lm, spec) as log:
         new = get_steerer(tool_name).generate(lm, batch, spec, FIRING_TOKENS)
     problems = log.mismatches(spec, lm.n_layers, expected_steps=new.shape[1])
-    assert not problems, f"{tool_name} ({spec.scope}, layers {spec.layers[0]}..{spec.layers[-1]}): " + "; ".join(problems[:6])
+    where = f"{tool_name} ({spec.scope}, layers {spec.layers[0]}..{spec.layers[-1]})"
+    assert not problems, f"{where}: " + "; ".join(problems[:6])
     assert log.max_error < 1e-2 * max(1.0, abs(spec.multiplier)), f"edit differs from m·v by {log.max_error}"
 
 
