@@ -12,7 +12,7 @@ import dataclasses
 import itertools
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence, TypeAlias
 
 import numpy as np
 
@@ -21,7 +21,7 @@ LABELS = ("refusal", "garbled", "normal")
 # A gap of exactly 6/30 prompts must read as 20 pp, not 20.000000000000004 pp.
 GAP_DECIMALS = 9
 
-Vector = Sequence[float] | np.ndarray
+Vector: TypeAlias = Sequence[float] | np.ndarray
 
 
 def _vector(values: Vector) -> np.ndarray:
