@@ -62,5 +62,23 @@ def test_direction_summary_matches_golden(golden):
     golden.assert_matches(direction_record)
 
 
-def test_steered_labels_and_first_tokens_match_golden(golden):
+def _transformers_major() -> int:
+    import transformers
+
+    return int(transformers.__version__.split(".")[0])
+
+
+# A known incompatibility, kept visible rather than hidden: under transformers 4.x, nnsight 0.8's
+# `TransformersModel` generation does not reproduce `model.generate` (4.57: even unsteered, tokens differ
+# from hooks/pyvene at the last steps; 4.53: the wrapper cannot be built on a local model directory, its
+# pipeline asks for a feature extractor the directory does not have). Extraction agrees bitwise there.
+# strict: the day it matches again, this xfail fails and must be removed.
+NNSIGHT_GENERATE_ON_4X = pytest.mark.xfail(
+    condition="_transformers_major() < 5", strict=True,
+    reason="nnsight 0.8 generation under transformers 4.x differs from model.generate (see the README's matrix)")
+
+
+def test_steered_labels_and_first_tokens_match_golden(golden, request, tool_name):
+    if tool_name == "nnsight":
+        request.applymarker(NNSIGHT_GENERATE_ON_4X)
     golden.assert_matches(steering_record)
