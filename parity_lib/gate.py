@@ -46,14 +46,15 @@ def _from_file(entries: Sequence[Mapping[str, Any]], model: str, tools: Sequence
 
 def run_gate_checks(lm: LoadedModel, tools: Sequence[str], prompts: PromptSet) -> tuple[CheckResult, ...]:
     layer, one = lm.spec.layer, checklist.single(lm, prompts.harmful[0])
-    unequal = checklist.unequal_length_prompts(lm, prompts.eval)
+    batches = checklist.position_batches(lm, prompts)
+    both = [one, checklist.contrastive_batch(lm, prompts)]
     out = []
     for tool in tools:
         ex = get_extractor(tool)
         out.append(checklist.residual_location(lm, ex, one, layer))
-        out.append(checklist.token_position(lm, ex, unequal, layer))
+        out.append(checklist.token_position(lm, ex, batches, layer))
     for a, b in combinations(tools, 2):
-        out.append(checklist.cross_tool(lm, get_extractor(a), get_extractor(b), one, layer))
+        out.append(checklist.cross_tool(lm, get_extractor(a), get_extractor(b), both, layer))
     return tuple(out)
 
 

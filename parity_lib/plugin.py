@@ -18,11 +18,9 @@ from typing import Any
 import pytest
 
 from . import catalog
-
-# fixtures are found by name on this module
-from .pytest_fixtures import baseline, cycle, gate_open, loaded_model, record_check, store, suite  # noqa: F401
 from .run_data import RUN_KEY, ParityRun, suite_of
 
+pytest_plugins = ["parity_lib.pytest_fixtures"]  # the fixtures (lightweight to import: heavy work is lazy)
 ACTIVE_KEY = pytest.StashKey[bool]()
 STARTED_KEY = pytest.StashKey[float]()
 WRITTEN_KEY = pytest.StashKey[Any]()

@@ -51,6 +51,16 @@ def record_check(pytestconfig: pytest.Config, request: pytest.FixtureRequest) ->
     return record
 
 
+@pytest.fixture
+def record_note(pytestconfig: pytest.Config, model_name: str) -> Callable[[str, str, Any], None]:
+    """`record_note(kind, key, value)`: a measured number for the report's "how parity was judged" table."""
+    run = _run(pytestconfig)
+
+    def record(kind: str, key: str, value: Any) -> None:
+        run.notes.setdefault(model_name, {}).setdefault(kind, {})[key] = value
+    return record
+
+
 @pytest.fixture(scope="session")
 def store(suite, pytestconfig: pytest.Config):
     from .study import CycleStore

@@ -31,6 +31,7 @@ class ParityRun:
     cycles: list[dict[str, Any]] = field(default_factory=list)
     gate: dict[str, Any] = field(default_factory=dict)
     baselines: dict[str, Any] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)  # model -> kind -> key -> measured value
     warnings: dict[str, dict[str, Any]] = field(default_factory=dict)
     config: pytest.Config | None = field(default=None, repr=False)
     _printed: set[str] = field(default_factory=set)
@@ -49,7 +50,8 @@ class ParityRun:
 
     def to_json(self) -> str:
         return json.dumps({"checks": self.checks, "models": self.models, "cycles": self.cycles,
-                           "gate": self.gate, "baselines": self.baselines, "warnings": self.warnings}, default=str)
+                           "gate": self.gate, "baselines": self.baselines, "notes": self.notes,
+                           "warnings": self.warnings}, default=str)
 
     def merge(self, raw: str) -> None:
         theirs = json.loads(raw)
@@ -58,6 +60,9 @@ class ParityRun:
         self.cycles.extend(theirs["cycles"])
         self.gate.update(theirs["gate"])
         self.baselines.update(theirs["baselines"])
+        for model, kinds in theirs["notes"].items():
+            for kind, values in kinds.items():
+                self.notes.setdefault(model, {}).setdefault(kind, {}).update(values)
         for key, w in theirs["warnings"].items():
             self._add_warning(key, w)
 
@@ -145,8 +150,8 @@ class ParityRun:
         from .report.session_report import write_outcome
 
         per_tool = {m: v["per_tool"] for m, v in checklist.get("summary", {}).items()}
-        extra = {"gate": self.gate, "baselines": self.baselines, "study_settings": self.suite.settings.__dict__,
-                 "models_loaded": self.models,
+        extra = {"gate": self.gate, "baselines": self.baselines, "notes": self.notes,
+                 "study_settings": self.suite.settings.__dict__, "models_loaded": self.models,
                  "warnings": sorted(self.warnings.values(), key=lambda w: -w["count"]),
                  "run": {"interrupted": interrupted,
                          "models_expected": [m.name for m in self.suite.models],

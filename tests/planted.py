@@ -102,6 +102,20 @@ class RightPadding(_HookBase):
         return Activations(resid, resid[:, -1])
 
 
+class RowsShiftedInLargeBatches(_HookBase):
+    """Right for the small batches a 3-prompt preflight uses, wrong beyond: chunked bookkeeping that hands
+    each row the next row's last token once a batch holds more than 3 prompts."""
+
+    name = "planted-large-batch"
+    catches = "token_position"
+
+    def extract(self, lm, batch, layer):
+        acts = super().extract(lm, batch, layer)
+        if len(batch) <= 3:
+            return acts
+        return Activations(acts.resid, acts.last.roll(-1, dims=0))
+
+
 class NoAttentionMask(_HookBase):
     name = "planted-no-mask"
     catches = "token_position"
@@ -153,7 +167,7 @@ class PyveneDefaultCollect:
 
 
 PLANTED = [TensorIndexZero, LayerInput, PostLayerNorm, BosPosition, RightPadding, NoAttentionMask,
-           NoClone, UpcastFloat64, PyveneDefaultCollect]
+           NoClone, UpcastFloat64, PyveneDefaultCollect, RowsShiftedInLargeBatches]
 
 
 class NNsightWithoutIter:
@@ -198,7 +212,63 @@ def pyvene_skipping_prompt():
     return steerer
 
 
-PLANTED_STEERERS = [NNsightWithoutIter, HooksTargetOnly, pyvene_skipping_prompt]
+class StopsAfterSteps:
+    """A hook steerer that removes itself after a few forward passes (the prompt and the first tokens):
+    a 6-token firing map cannot tell it from a correct one."""
+
+    name = "planted-stops-after-steps"
+    steps = 8
+
+    def generate(self, lm, batch, spec, max_new_tokens):
+        from parity_lib.steering.base import generation_kwargs
+
+        vec, calls, handles = spec.vector(lm.dtype, lm.device), {"n": 0}, []
+
+        def add(module, args, output):
+            if calls["n"] >= self.steps * len(spec.layers):
+                return output
+            calls["n"] += 1
+            return output + vec if isinstance(output, torch.Tensor) else (output[0] + vec, *output[1:])
+
+        handles = [lm.layers[layer].register_forward_hook(add) for layer in spec.layers]
+        try:
+            with torch.no_grad():
+                out = lm.model.generate(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                                        **generation_kwargs(lm, max_new_tokens))
+        finally:
+            for handle in handles:
+                handle.remove()
+        return out[:, batch.input_ids.shape[1]:]
+
+
+class SteersSomeRows:
+    """A hook steerer that edits only the even rows of the batch (a mask or index mix-up)."""
+
+    name = "planted-some-rows"
+
+    def generate(self, lm, batch, spec, max_new_tokens):
+        from parity_lib.steering.base import generation_kwargs
+
+        vec = spec.vector(lm.dtype, lm.device)
+
+        def add(module, args, output):
+            hidden = output if isinstance(output, torch.Tensor) else output[0]
+            edit = torch.zeros_like(hidden)
+            edit[::2] = vec
+            return hidden + edit if isinstance(output, torch.Tensor) else (hidden + edit, *output[1:])
+
+        handles = [lm.layers[layer].register_forward_hook(add) for layer in spec.layers]
+        try:
+            with torch.no_grad():
+                out = lm.model.generate(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                                        **generation_kwargs(lm, max_new_tokens))
+        finally:
+            for handle in handles:
+                handle.remove()
+        return out[:, batch.input_ids.shape[1]:]
+
+
+PLANTED_STEERERS = [NNsightWithoutIter, HooksTargetOnly, pyvene_skipping_prompt, StopsAfterSteps, SteersSomeRows]
 
 
 class MlpOutput(_HookBase):

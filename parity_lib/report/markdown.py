@@ -210,6 +210,19 @@ def _timing(report: Report) -> str:
     return "\n".join(lines)
 
 
+def _notes(report: Report) -> str:
+    """How token / logit parity and batching were judged, with the numbers (rerun noise first)."""
+    rows = [(model, kind, key, ", ".join(f"{k}={_cell(v if not isinstance(v, float) else f'{v:.4g}')}"
+                                         for k, v in value.items()) if isinstance(value, dict) else _cell(value))
+            for model, kinds in sorted((report.get("notes") or {}).items())
+            for kind, values in sorted(kinds.items()) for key, value in sorted(values.items())]
+    if not rows:
+        return "## How parity was judged\n\nNo pairwise measure ran."
+    return ("## How parity was judged\n\nReruns of the same tool are measured first: tokens and logits are "
+            "compared exactly when reruns are identical, and against the rerun noise when they are not "
+            "(nondeterminism is not divergence).\n\n" + _table(("Model", "Measure", "Of", "Numbers"), rows))
+
+
 def _warnings(report: Report) -> str:
     """Warnings raised by the tools during the run: a deprecation today is tomorrow's silent change."""
     found = report.get("warnings") or []
@@ -233,5 +246,5 @@ def render_markdown(report: Report, plots: Plots | None = None) -> str:
     models = [_model(m, s, plots.get(m, {}), baselines.get(m)) for m, s in report["models"].items()]
     sections = [_header(report), _tested(report), _outcome(report), _rules(report), _next(report),
                 "## Per model", *models, _checklist(report), _determinism(report), _errors(report),
-                _timing(report), _warnings(report), _provenance(report)]
+                _notes(report), _timing(report), _warnings(report), _provenance(report)]
     return "\n\n".join(sections) + "\n"

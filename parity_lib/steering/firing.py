@@ -28,21 +28,37 @@ from .spec import SteeringSpec
 @dataclass
 class FiringLog:
     steps: int = 0
+    rows: int = 0
     positions: list[int] = field(default_factory=list)  # sequence length of each forward step
-    edited: dict[tuple[int, int], int] = field(default_factory=dict)  # (step, layer) -> positions edited
-    max_error: float = 0.0  # max |edit − m·v| over edited positions
+    edited: dict[tuple[int, int], int] = field(default_factory=dict)  # (step, layer) -> (row, position)s edited
+    max_error: float = 0.0  # max |edit − m·v| over edited elements
+    max_ulps: float = 0.0  # the same, in units in the last place of the steered value in the model dtype
 
     def mismatches(self, spec: SteeringSpec, n_layers: int, expected_steps: int) -> list[str]:
-        """Differences from the spec: every step, every position, exactly the spec's layers."""
+        """Differences from the spec: every step, every row and position, exactly the spec's layers."""
         out = [] if self.steps == expected_steps else [f"{self.steps} forward steps, expected {expected_steps}"]
         for step in range(self.steps):
+            cells = self.rows * self.positions[step]
             for layer in range(n_layers):
-                want = self.positions[step] if layer in spec.layers else 0
+                want = cells if layer in spec.layers else 0
                 got = self.edited.get((step, layer), 0)
                 if got != want:
-                    out.append(f"step {step} layer {layer}: {got}/{self.positions[step]} positions edited, "
-                               f"expected {want}")
+                    out.append(f"step {step} layer {layer}: {got}/{cells} (row, position)s edited, expected {want}")
         return out
+
+    def size_problem(self, tolerance_ulps: float = 1.0) -> str | None:
+        """An edit that is not m·v up to the rounding of the add in the model dtype (one ulp of the result)."""
+        if self.max_ulps <= tolerance_ulps:
+            return None
+        return (f"edit differs from m·v by {self.max_error:.4g} = {self.max_ulps:.3g} ulp of the steered value "
+                f"(allowed: {tolerance_ulps:g} ulp, the rounding of one add in the model dtype)")
+
+
+def ulp(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Unit in the last place of |x| in `dtype` (float64 result), at least that of the smallest normal."""
+    info = torch.finfo(dtype)
+    _, exponent = torch.frexp(x.abs().clamp_min(info.tiny))
+    return info.eps * torch.exp2((exponent - 1).double())
 
 
 @contextmanager
@@ -88,12 +104,16 @@ def record_firing(lm: LoadedModel, spec: SteeringSpec) -> Iterator[FiringLog]:
         def after(args, kwargs, out):
             parts = raw[layer]
             before = (parts["in"] + parts["attn"]) + parts["mlp"]
-            delta = (first_arg(args, kwargs).double() - before.double())
-            touched = delta.abs().amax(dim=(0, 2)) > 0
+            steered = first_arg(args, kwargs)
+            delta = steered.double() - before.double()
+            touched = delta.abs().amax(dim=2) > 0  # [rows, positions]
+            log.rows = int(delta.shape[0])
             log.edited[(log.steps - 1, layer)] = int(touched.sum())
-            raw.setdefault(layer + 1, {})["in"] = first_arg(args, kwargs).detach().clone()
+            raw.setdefault(layer + 1, {})["in"] = steered.detach().clone()
             if touched.any():
-                log.max_error = max(log.max_error, float((delta[:, touched] - vec).abs().max()))
+                error = (delta[touched] - vec).abs()
+                log.max_error = max(log.max_error, float(error.max()))
+                log.max_ulps = max(log.max_ulps, float((error / ulp(steered[touched].double(), lm.dtype)).max()))
         return after
 
     with ExitStack() as stack, warnings.catch_warnings():

@@ -17,16 +17,16 @@ def run_check(name: str, lm, extractor):
     if name == "shape":
         return checklist.shape(lm, extractor, [one, checklist.divisible_length_batch(lm)], LAYER)
     if name == "token_position":
-        return checklist.token_position(lm, extractor, [PROMPTS.eval[12], PROMPTS.eval[9], PROMPTS.eval[0]],
-                                        LAYER)
+        return checklist.token_position(lm, extractor, checklist.position_batches(lm, PROMPTS), LAYER)
     return checklist.CHECKS[name](lm, extractor, one, LAYER)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 @pytest.mark.parametrize("model", ["qwen2-tiny", "gemma2-tiny"])
 @pytest.mark.parametrize("planted", PLANTED, ids=[p.name for p in PLANTED])
-def test_planted_bug_is_caught(tiny, model, planted):
-    result = run_check(planted.catches, tiny(model), planted())
-    assert not result.passed, f"{planted.name} slipped past {planted.catches}: {result.message}"
+def test_planted_bug_is_caught(tiny, model, dtype, planted):
+    result = run_check(planted.catches, tiny(model, dtype), planted())
+    assert not result.passed, f"{planted.name} slipped past {planted.catches} in {dtype}: {result.message}"
 
 
 @pytest.mark.parametrize("model", ["qwen2-tiny", "gemma2-tiny"])

@@ -16,24 +16,31 @@ from tests.planted import PLANTED_STEERERS, MlpOutput
 PROMPTS = load_prompts()
 
 
+FIRING_TOKENS = 12  # longer than any planted steerer's "first few steps"
+
+
 def firing_problems(lm, steerer) -> list[str]:
     unit = torch.ones(lm.hidden_size, dtype=torch.float64) / lm.hidden_size ** 0.5
     spec = SteeringSpec.build(unit, 16, lm.n_layers, 0.5, "target_to_final")
-    batch = encode(lm.tokenizer, format_all(lm.tokenizer, PROMPTS.eval[:2]), templated=True)
+    batch = encode(lm.tokenizer, format_all(lm.tokenizer, PROMPTS.eval[:3]), templated=True)
     with record_firing(lm, spec) as log:
-        new = steerer.generate(lm, batch, spec, 4)
-    return log.mismatches(spec, lm.n_layers, new.shape[1])
+        new = steerer.generate(lm, batch, spec, FIRING_TOKENS)
+    size = log.size_problem()
+    return log.mismatches(spec, lm.n_layers, new.shape[1]) + ([size] if size else [])
 
 
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 @pytest.mark.parametrize("tool", ["hooks", "nnsight", "pyvene"])
-def test_firing_map_matches_spec_for_real_steerers(tiny, tool):
-    assert firing_problems(tiny("gemma2-tiny"), get_steerer(tool)) == []
+def test_firing_map_matches_spec_for_real_steerers(tiny, tool, dtype):
+    assert firing_problems(tiny("gemma2-tiny", dtype), get_steerer(tool)) == []
 
 
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 @pytest.mark.parametrize("planted", PLANTED_STEERERS,
-                         ids=["nnsight-no-iter", "hooks-target-only", "pyvene-prompt-skipped"])
-def test_firing_map_catches_planted_steerer(tiny, planted):
-    assert firing_problems(tiny("gemma2-tiny"), planted()) != []
+                         ids=["nnsight-no-iter", "hooks-target-only", "pyvene-prompt-skipped", "stops-after-steps",
+                              "some-rows"])
+def test_firing_map_catches_planted_steerer(tiny, planted, dtype):
+    assert firing_problems(tiny("gemma2-tiny", dtype), planted()) != []
 
 
 def test_gate_closes_on_a_wrong_extractor(tiny, tmp_path):

@@ -22,9 +22,15 @@ def one_prompt(loaded_model, suite) -> Batch:
 
 
 @pytest.fixture(scope="session")
-def unequal_prompts(loaded_model, suite) -> list[str]:
-    """Shortest, a middle one and the longest evaluation prompt: a left-padded batch of unequal rows."""
-    return checklist.unequal_length_prompts(loaded_model, suite.prompts.eval)
+def position_batches(loaded_model, suite) -> list[list[str]]:
+    """The study's full contrastive batch (both row orders) and three eval prompts of unequal lengths."""
+    return checklist.position_batches(loaded_model, suite.prompts)
+
+
+@pytest.fixture(scope="session")
+def cross_tool_batches(loaded_model, suite, one_prompt) -> list[Batch]:
+    """One prompt, and the full contrastive batch the study extracts from."""
+    return [one_prompt, checklist.contrastive_batch(loaded_model, suite.prompts)]
 
 
 @pytest.fixture

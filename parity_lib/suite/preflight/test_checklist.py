@@ -31,8 +31,8 @@ def test_dtype_is_model_dtype(loaded_model, model_name, extractor, one_prompt, l
 
 
 def test_vector_is_last_real_token_in_left_padded_batch(loaded_model, model_name, extractor,
-                                                         unequal_prompts, layer, record_check):
-    result = checklist.token_position(loaded_model, extractor, unequal_prompts, layer)
+                                                         position_batches, layer, record_check):
+    result = checklist.token_position(loaded_model, extractor, position_batches, layer)
     _check(record_check, model_name, result)
 
 
@@ -46,10 +46,10 @@ def test_capture_survives_later_in_place_edit(loaded_model, model_name, extracto
     _check(record_check, model_name, checklist.in_place_safety(loaded_model, extractor, one_prompt, layer))
 
 
-def test_raw_activations_match_across_tools(loaded_model, model_name, tool_pair, one_prompt, layer,
+def test_raw_activations_match_across_tools(loaded_model, model_name, tool_pair, cross_tool_batches, layer,
                                             record_check):
     a, b = (get_extractor(t) for t in tool_pair)
-    _check(record_check, model_name, checklist.cross_tool(loaded_model, a, b, one_prompt, layer))
+    _check(record_check, model_name, checklist.cross_tool(loaded_model, a, b, cross_tool_batches, layer))
 
 
 def test_result_unchanged_after_other_tools_ran(loaded_model, model_name, extractor, suite, one_prompt,

@@ -10,7 +10,7 @@ import pytest
 
 from parity_lib.metrics import DETERMINISM_THRESHOLD, cross_cosines, pairwise_cosines
 from parity_lib.outcome import CROSS_AGREE_COS
-from parity_lib.parity import first_divergence, logit_gap
+from parity_lib.parity import first_divergence, logit_gap, rerun_noise, token_agreement
 
 pytestmark = pytest.mark.study
 
@@ -36,15 +36,48 @@ def test_directions_agree_across_tools(store, suite, loaded_model, gate_open, to
         f"{tool_pair[0]} vs {tool_pair[1]}: cross-method cosine min {min(cosines):.10f} ≤ {CROSS_AGREE_COS}")
 
 
-def test_steered_logits_agree_across_tools(store, loaded_model, gate_open, tool_pair):
+LOGIT_BAR = 1e-3  # logit parity bar when reruns are identical: far above float32 noise of equal directions
+
+
+def _noise(store, suite, lm, tools):
+    """Rerun noise of each tool (every pair of its repeats), measured before tools are compared."""
+    return {t: rerun_noise(_records(store, lm, t, suite.settings.repeats)) for t in tools}
+
+
+def test_steered_logits_agree_across_tools(store, suite, loaded_model, gate_open, tool_pair, record_note):
+    noise = _noise(store, suite, loaded_model, tool_pair)
+    floor = max(n["logit_gap_max"] for n in noise.values())
     a, b = (store.ensure(loaded_model, t, 1)[0] for t in tool_pair)
     gap = logit_gap(a, b)
-    assert gap["max_abs"] <= 1e-3 and gap["top1_differs"] == 0, (
-        f"{tool_pair[0]} vs {tool_pair[1]}: next-token logits under steering differ: max |Δ|="
-        f"{gap['max_abs']:.3g} at (prompt, token)={gap['at']}; top-1 differs on {gap['top1_differs']} prompts")
+    bar = max(LOGIT_BAR, floor)
+    record_note("logit parity", "~".join(tool_pair), {"max_abs": gap["max_abs"], "rerun_floor": floor, "bar": bar,
+                                                      "top1_differs": gap["top1_differs"]})
+    top1_ok = gap["top1_differs"] == 0 or floor > LOGIT_BAR  # a flipped top-1 is noise only if reruns flip too
+    assert gap["max_abs"] <= bar and top1_ok, (
+        f"{tool_pair[0]} vs {tool_pair[1]}: next-token logits under steering differ: max |Δ|={gap['max_abs']:.3g} "
+        f"at (prompt, token)={gap['at']} (bar {bar:.3g} = max(1e-3, rerun noise {floor:.3g})); top-1 differs on "
+        f"{gap['top1_differs']} prompts")
 
 
-def test_generated_tokens_identical_across_tools(store, loaded_model, gate_open, tool_pair):
-    a, b = (store.ensure(loaded_model, t, 1)[0] for t in tool_pair)
-    diverged = first_divergence(a, b)
-    assert not diverged, f"{tool_pair[0]} vs {tool_pair[1]}: greedy outputs diverge: {diverged[:5]}"
+def test_generated_tokens_agree_across_tools(store, suite, loaded_model, gate_open, tool_pair, record_note):
+    """Tokens are compared exactly when reruns of each tool are token-identical; when reruns already differ
+    (nondeterministic kernels), tools must differ no more than reruns do: nondeterminism is not divergence."""
+    noise = _noise(store, suite, loaded_model, tool_pair)
+    within = max(n["n_differ_max"] for n in noise.values())
+    a_all, b_all = (_records(store, loaded_model, t, suite.settings.repeats) for t in tool_pair)
+    cross = [token_agreement(x, y) for x in a_all for y in b_all]
+    mean_cross = sum(c["n_differ"] for c in cross) / len(cross)
+    mode = "exact (reruns token-identical)" if within == 0 else "against rerun noise (reruns differ)"
+    if not any(n["measured"] for n in noise.values()):
+        mode = "exact (no rerun measured: --parity-repeats 1)"
+    record_note("token parity", "~".join(tool_pair), {"mode": mode, "rerun_n_differ_max": within,
+                                                      "cross_n_differ_mean": mean_cross,
+                                                      "cross_first_differing_token_min": min(
+                                                          (c["first_differing_token_min"] for c in cross
+                                                           if c["first_differing_token_min"] is not None),
+                                                          default=None),
+                                                      "n_prompts": cross[0]["n_prompts"]})
+    assert mean_cross <= within, (
+        f"{tool_pair[0]} vs {tool_pair[1]} [{mode}]: greedy outputs differ on {mean_cross:.1f} of "
+        f"{cross[0]['n_prompts']} prompts on average across tools, reruns of one tool on at most {within}: "
+        f"{first_divergence(a_all[0], b_all[0])[:5]}")

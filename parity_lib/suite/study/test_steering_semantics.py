@@ -1,4 +1,4 @@
-"""Steering does what the spec says: the firing map, and batching does not change the tokens."""
+"""Steering does what the spec says over the whole generation, and batching does not change the tokens."""
 
 from __future__ import annotations
 
@@ -12,8 +12,6 @@ from parity_lib.steering.firing import record_firing
 
 pytestmark = pytest.mark.study
 
-FIRING_PROMPTS = 3
-FIRING_TOKENS = 6
 BATCH_PROMPTS = 12  # one-by-one generation is the slow side of this comparison
 BATCH_TOKENS = 24
 
@@ -25,31 +23,47 @@ def spec(loaded_model, suite) -> SteeringSpec:
                               suite.settings.multiplier_for(loaded_model), suite.settings.scope)
 
 
-def test_steering_fires_on_every_step_position_and_layer_of_the_spec(loaded_model, suite, spec, tool_name):
+def test_steering_fires_on_every_step_row_position_and_layer_of_the_spec(loaded_model, suite, spec, tool_name,
+                                                                        record_note):
+    """The study's own generation: every evaluation prompt (one batch), every decode step up to
+    --parity-max-new-tokens, every layer; the edit is m·v up to the rounding of one add in the model dtype."""
     lm = loaded_model
-    batch = encode(lm.tokenizer, format_all(lm.tokenizer, suite.prompts.eval[:FIRING_PROMPTS]),
-                   templated=lm.templated, device=lm.device)
+    prompts = list(suite.prompts.eval[: suite.settings.n_eval or None])
+    batch = encode(lm.tokenizer, format_all(lm.tokenizer, prompts), templated=lm.templated, device=lm.device)
     with record_firing(lm, spec) as log:
-        new = get_steerer(tool_name).generate(lm, batch, spec, FIRING_TOKENS)
+        new = get_steerer(tool_name).generate(lm, batch, spec, suite.settings.max_new_tokens)
     problems = log.mismatches(spec, lm.n_layers, expected_steps=new.shape[1])
-    where = f"{tool_name} ({spec.scope}, layers {spec.layers[0]}..{spec.layers[-1]})"
+    record_note("firing map", tool_name, {"rows": log.rows, "steps": log.steps, "max_error": log.max_error,
+                                          "max_ulps": log.max_ulps, "mismatches": len(problems)})
+    where = (f"{tool_name} ({spec.scope}, layers {spec.layers[0]}..{spec.layers[-1]}, {log.rows} rows, "
+             f"{log.steps} steps)")
     assert not problems, f"{where}: " + "; ".join(problems[:6])
-    assert log.max_error < 1e-2 * max(1.0, abs(spec.multiplier)), f"edit differs from m·v by {log.max_error}"
+    size = log.size_problem()
+    assert size is None, f"{where}: {size}"
 
 
-def test_batched_generation_matches_one_by_one(loaded_model, suite, spec):
-    """Left padding + mask + mask-derived positions: the batch gives each prompt's own tokens."""
+def test_batched_generation_matches_one_by_one(loaded_model, suite, spec, record_note):
+    """Left padding + mask + mask-derived positions give each prompt its own tokens: exactly in float32; in
+    half precision a padded batch rounds differently from a prompt alone, so agreement is measured and
+    reported (how many prompts differ, and from which token) in the report's "how parity was judged" table;
+    the firing map and the token-position check carry the correctness claim there."""
     lm, steerer = loaded_model, get_steerer("hooks")
     prompts = suite.prompts.eval[: min(suite.settings.n_eval or BATCH_PROMPTS, BATCH_PROMPTS)]
     tokens = min(suite.settings.max_new_tokens, BATCH_TOKENS)
     texts = format_all(lm.tokenizer, prompts)
     batched = steerer.generate(lm, encode(lm.tokenizer, texts, templated=lm.templated, device=lm.device), spec, tokens)
-    where = []
+    where, firsts = [], []
     for i, text in enumerate(texts):
         alone = steerer.generate(lm, encode(lm.tokenizer, [text], templated=lm.templated, device=lm.device),
                                  spec, tokens)[0].tolist()
         row = batched[i].tolist()[: len(alone)]
         if row != alone:
-            k = next(j for j, (x, y) in enumerate(zip(row, alone)) if x != y)
-            where.append(f"prompt {i} ({prompts[i]!r}) first differs at token {k}: {row[k]} vs {alone[k]}")
-    assert not where, "batched ≠ one-by-one: " + "; ".join(where)
+            k = next((j for j, (x, y) in enumerate(zip(row, alone)) if x != y), min(len(row), len(alone)))
+            firsts.append(k)
+            where.append(f"prompt {i} ({prompts[i]!r}) first differs at token {k}")
+    exact = lm.dtype.is_floating_point and lm.dtype.itemsize >= 4
+    record_note("batched vs one-by-one", "hooks", {"mode": "exact" if exact else "measured (half precision)",
+                                                   "prompts": len(texts), "differ": len(firsts),
+                                                   "first_differing_token_min": min(firsts, default=None)})
+    if exact:
+        assert not where, "batched ≠ one-by-one: " + "; ".join(where)
