@@ -2,15 +2,16 @@
 
 A Section D question ("is this the pre-LN residual?", "is this row's vector its last real token?",
 "was it captured after both adds?") is a choice between hypotheses computed in the same forward pass as
-ground truth. Each hypothesis gets a distance, the largest |Δ| relative to the largest |value| of the
-correct one. The check passes when the correct hypothesis is the nearest, lies within the noise floor,
-and every alternative lies beyond it (an alternative within the floor cannot be told apart, and the check
-says so instead of guessing).
+ground truth. Each hypothesis gets a distance, ‖got − hypothesis‖₂ relative to ‖correct hypothesis‖₂.
+The check passes when the correct hypothesis is the nearest, lies within the noise floor, and every
+alternative lies beyond it (an alternative within the floor cannot be told apart, and the check says so
+instead of guessing).
 
 The floor is measured, not chosen: the reference forward run twice on the same inputs (what the same
 computation varies by on this device), and never below one rounding of the model dtype (unit roundoff,
-half the dtype's epsilon: 2^-9 for bfloat16, 2^-24 for float32). A correct tool sits at distance 0 or
-within one rounding; the alternatives of the protocol's models sit at distances of order 1.
+half the dtype's epsilon: 2^-9 for bfloat16, 2^-24 for float32; rounding every component by at most that
+moves the vector by at most that, relatively). A correct tool sits at distance 0 or within one rounding;
+the alternatives of the protocol's models sit at distances of order 0.1 to 1.
 """
 
 from __future__ import annotations
@@ -22,16 +23,17 @@ import torch
 
 
 def distance(got: torch.Tensor, candidate: torch.Tensor, scale: float) -> float:
-    """max |got − candidate| / scale, in float64; inf for a shape mismatch or a NaN."""
+    """‖got − candidate‖₂ / scale, in float64; inf for a shape mismatch or a NaN. The L2 norm weighs every
+    component (a max |Δ| would be decided by a few outlier dimensions of the residual stream)."""
     if got.shape != candidate.shape:
         return float("inf")
-    diff = (got.detach().double().cpu() - candidate.detach().double().cpu()).abs()
-    worst = float(diff.max()) if diff.numel() else 0.0
-    return float("inf") if worst != worst else worst / max(scale, 1e-30)
+    diff = got.detach().double() - candidate.detach().to(got.device).double()
+    value = float(torch.linalg.vector_norm(diff)) if diff.numel() else 0.0
+    return float("inf") if value != value else value / max(scale, 1e-30)
 
 
 def scale_of(t: torch.Tensor) -> float:
-    return float(t.detach().double().abs().max()) if t.numel() else 1.0
+    return float(torch.linalg.vector_norm(t.detach().double())) if t.numel() else 1.0
 
 
 def unit_roundoff(dtype: torch.dtype) -> float:
@@ -60,7 +62,7 @@ class Decision:
 
     def explain(self) -> str:
         ranked = ", ".join(f"{h} {d:.3g}" for h, d in sorted(self.distances.items(), key=lambda kv: kv[1]))
-        head = f"nearest: {self.nearest} (distances relative to |{self.want}|max: {ranked}; floor {self.floor:.3g})"
+        head = f"nearest: {self.nearest} (relative L2 distances: {ranked}; floor {self.floor:.3g})"
         if self.nearest != self.want:
             return f"{head}; the tool returned {self.nearest}, not {self.want}"
         if self.confusable:
