@@ -76,12 +76,15 @@ def gate_open(loaded_model, suite, pytestconfig: pytest.Config, model_name: str)
     from .results import CHECKLIST_NAME
 
     run = _run(pytestconfig)
-    run.announce(f"{model_name}: preflight gate ({', '.join(suite.tools)})")
     started = time.perf_counter()
-    path = Path(pytestconfig.getoption("--parity-results-dir")) / CHECKLIST_NAME
-    status = gate(loaded_model, suite.tools, suite.prompts, path, suite.config_key())
-    for result in status.results:
-        run.record_check(model_name, result, "gate")
+    status = run.gate_decided.get(model_name)  # pytest may set a session fixture up again when params alternate
+    if status is None:
+        run.announce(f"{model_name}: preflight gate ({', '.join(suite.tools)})")
+        path = Path(pytestconfig.getoption("--parity-results-dir")) / CHECKLIST_NAME
+        status = gate(loaded_model, suite.tools, suite.prompts, path, suite.config_key())
+        run.gate_decided[model_name] = status
+        for result in status.results:
+            run.record_check(model_name, result, "gate")
     overridden = pytestconfig.getoption("--parity-override-gate")
     run.gate[model_name] = {"passed": status.passed, "source": status.source, "failed": list(status.failed),
                             "overridden": overridden and not status.passed}

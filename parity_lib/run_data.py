@@ -34,6 +34,7 @@ class ParityRun:
     notes: dict[str, Any] = field(default_factory=dict)  # model -> kind -> key -> measured value
     warnings: dict[str, dict[str, Any]] = field(default_factory=dict)
     config: pytest.Config | None = field(default=None, repr=False)
+    gate_decided: dict[str, Any] = field(default_factory=dict, repr=False)  # this process's gate decisions
     _printed: set[str] = field(default_factory=set)
     _pending: list[str] = field(default_factory=list)
 
