@@ -17,6 +17,7 @@ from torch import nn
 
 from .errors import LayerOutOfRangeError, ModelSpecError, UnsupportedModelError, WeightsNotFoundError
 from .prompts import FIXTURES
+from .validate import download_hint
 
 MODELS_DIR = FIXTURES / "models"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -33,6 +34,7 @@ class ModelSpec:
     kind: str = "pretrained"  # pretrained | random | shape
     note: str = ""
     multipliers: dict[str, float] = field(default_factory=dict)  # per steering scope, when known
+    multiplier_known: bool = True  # False for a directory or hub id given without :MULT
 
     def multiplier_for(self, scope: str) -> float:
         return self.multipliers.get(scope, self.multiplier)
@@ -123,14 +125,14 @@ def parse_model(arg: str) -> ModelSpec:
     elif head.startswith("random:"):
         spec = ModelSpec(head.replace(":", "-"), head, 16, 4.0, "random")
     elif Path(head).exists() or _looks_like_hub_id(head):
-        spec = ModelSpec(Path(head).name or head, head, 16, 1.0)
+        spec = ModelSpec(Path(head).name or head, head, 16, 1.0, multiplier_known=False)
     else:
         raise ModelSpecError(f"--parity-model {arg!r}: not a known model ({', '.join(sorted(known))}), not an "
                              f"existing directory, and not a hub id of the form org/name")
     if layer is not None:
         spec = replace(spec, layer=layer)
     if mult is not None:
-        spec = replace(spec, multiplier=mult, multipliers={})
+        spec = replace(spec, multiplier=mult, multipliers={}, multiplier_known=True)
     return spec
 
 
@@ -182,7 +184,7 @@ def _from_pretrained(spec, torch_dtype, device, trust_remote_code, allow_network
             raise WeightsNotFoundError(f"model {spec.name!r}: cannot load {local}: {exc}") from None
         raise WeightsNotFoundError(
             f"model {spec.name!r}: weights for {spec.source!r} are not present locally. Download them on "
-            f"a machine with network (`huggingface-cli download {spec.source}`) and pass the directory "
+            f"a machine with network (`{download_hint(spec.source)}`) and pass the directory "
             f"with --parity-model DIR:{spec.layer}, or put them in the HF cache; --parity-allow-network lets the "
             f"run download them itself.") from None
     return model.to(device), tok

@@ -205,9 +205,18 @@ def build_suite(config: pytest.Config) -> Suite:
         raise pytest.UsageError(f"--parity-model given twice for the same name: {names}")
     device = worker_device(opt("--parity-device"), config)
     check_device(device)
-    return Suite(specs, tools, prompts, opt("--parity-dtype"), device, opt("--parity-seed"),
-                 opt("--parity-allow-network"), opt("--parity-trust-remote-code"), settings,
-                 "eager" if opt("--parity-deterministic") else None)
+    suite = Suite(specs, tools, prompts, opt("--parity-dtype"), device, opt("--parity-seed"),
+                  opt("--parity-allow-network"), opt("--parity-trust-remote-code"), settings,
+                  "eager" if opt("--parity-deterministic") else None)
+    from pathlib import Path as _Path
+
+    from .validate import validate
+
+    try:  # bad input: one clear error now, before any test runs or any file is written
+        validate(suite, _Path(opt("--parity-results-dir")), _Path(opt("--parity-reports-dir")))
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    return suite
 
 
 def check_device(device: str) -> None:

@@ -24,6 +24,8 @@ def parse_tools(value: str) -> tuple[str, ...]:
         raise UnknownToolError(f"--parity-tools {value!r} names no tool; choose from {', '.join(TOOLS)}")
     for name in names:
         get_extractor(name)
+    if len(set(names)) != len(names):
+        raise UnknownToolError(f"--parity-tools {value!r}: a tool is named twice; name each once")
     return names
 
 

@@ -67,7 +67,7 @@ def test_missing_local_directory_is_not_a_hub_id():
 
 
 def test_absent_hub_weights_say_how_to_get_them():
-    with pytest.raises(errors.WeightsNotFoundError, match="huggingface-cli download Qwen/Qwen2.5-7B-Instruct"):
+    with pytest.raises(errors.WeightsNotFoundError, match="hf download Qwen/Qwen2.5-7B-Instruct"):
         models.load(models.parse_model("qwen-7b"))
 
 
@@ -104,3 +104,52 @@ def test_unknown_dtype_is_rejected():
 def test_get_extractor_rejects_unknown():
     with pytest.raises(errors.UnknownToolError):
         get_extractor("transformer_lens")
+
+
+@pytest.fixture(scope="module")
+def organism_copies(tmp_path_factory):
+    """A copy of an organism, one with a truncated weights file, one without weights."""
+    import shutil
+
+    from parity_lib.models import MODELS_DIR
+
+    root = tmp_path_factory.mktemp("bad-models")
+    good = root / "good"
+    shutil.copytree(MODELS_DIR / "qwen2-organism", good)
+    truncated = root / "truncated"
+    shutil.copytree(good, truncated)
+    weights = truncated / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    empty = root / "no-weights"
+    shutil.copytree(good, empty)
+    (empty / "model.safetensors").unlink()
+    return {"good": good, "truncated": truncated, "empty": empty, "file": root / "good" / "config.json"}
+
+
+BAD_RUNS = {
+    "layer-too-large": (["--parity-model", "{good}:99:4.0"], "layer 99 is out of range, the model has 28"),
+    "layer-negative": (["--parity-model", "{good}:-1:4.0"], "layer -1 is out of range"),
+    "no-weights": (["--parity-model", "{empty}:16:4.0"], "holds no weights"),
+    "truncated-weights": (["--parity-model", "{truncated}:16:4.0"], "truncated/model.safetensors is not a readable"),
+    "hub-id-absent": (["--parity-model", "qwen-7b"], "hf download Qwen/Qwen2.5-7B-Instruct"),
+    "no-multiplier": (["--parity-model", "{good}:16"], "no steering multiplier is known"),
+    "nan-multiplier": (["--parity-multiplier", "nan"], "must be a finite, non-zero number"),
+    "zero-multiplier": (["--parity-multiplier", "0"], "must be a finite, non-zero number"),
+    "duplicate-tool": (["--parity-tools", "hooks,hooks"], "a tool is named twice"),
+    "results-dir-is-a-file": (["--parity-results-dir={file}"], "is a file; give a directory"),
+    "reports-dir-under-a-file": (["--parity-reports-dir={file}/sub"], "is a file; give a directory"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_RUNS))
+def test_bad_input_is_one_usage_error_before_anything_runs(pytester, organism_copies, case):
+    argv, message = BAD_RUNS[case]
+    argv = [a.format(**organism_copies) for a in argv]
+    pytester.makepyfile(test_x="def test_x(loaded_model):\n    pass\n")
+    result = pytester.runpytest("-p", "parity_lib.plugin", "-p", "no:cacheprovider", *argv)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()[-2000:]
+    err = result.stderr.str()
+    assert message in err, err[-2000:]
+    assert err.count("ERROR:") == 1 and "Traceback" not in err + result.stdout.str()
+    written = sorted(p.name for p in pytester.path.iterdir() if p.name not in ("test_x.py",))
+    assert written == [], f"files written on bad input: {written}"
