@@ -139,19 +139,23 @@ class ParityRun:
     # -- the end ---------------------------------------------------------------------------------
     def finish(self, config: pytest.Config, total_s: float, interrupted: bool) -> Any:
         """Write the checklist and, when cycles ran, the outcome report; return what was written."""
-        from .results import CHECKLIST_NAME, merge_checklist
+        from .results import CHECKLIST_NAME, merge_checklist, read_json
 
         checklist: dict[str, Any] = {}
+        path = Path(config.getoption("--parity-results-dir")) / CHECKLIST_NAME
         if self.checks:
-            path = Path(config.getoption("--parity-results-dir")) / CHECKLIST_NAME
             checklist = merge_checklist(path, self.checks, self.suite.config_key(), self.suite.provenance(),
                                         self.models)
+        else:  # one source of truth: a preflight run earlier, same configuration, fills the report's table
+            old = read_json(path)
+            checklist = old if old and old.get("config") == self.suite.config_key() else {}
         if not self.cycles:
             return None
         from .report.session_report import write_outcome
 
         per_tool = {m: v["per_tool"] for m, v in checklist.get("summary", {}).items()}
         extra = {"gate": self.gate, "baselines": self.baselines, "notes": self.notes,
+                 "checklist_entries": checklist.get("entries", []),
                  "study_settings": self.suite.settings.__dict__, "models_loaded": self.models,
                  "warnings": sorted(self.warnings.values(), key=lambda w: -w["count"]),
                  "run": {"interrupted": interrupted,

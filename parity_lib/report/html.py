@@ -9,7 +9,10 @@ from typing import Any
 def summary_html(written: Any) -> list[str]:
     d = written.decision
     report = written.report
-    parts = [f"<h2>Phase 1 outcome: {escape(d.verdict)}</h2>"]
+    head = report["headline"]
+    parts = [f"<h2>{escape(head['text'])}</h2>"]
+    if head["text"] != d.verdict:
+        parts.append(f"<p>Section E verdict: {escape(d.verdict)}</p>")
     run = report.get("run", {})
     if run.get("interrupted"):
         parts.append("<p><strong>Run interrupted:</strong> this covers only the cycles that finished.</p>")
@@ -17,7 +20,7 @@ def summary_html(written: Any) -> list[str]:
         parts.append("<p>Why:</p><ul>" + "".join(f"<li>{escape(r)}</li>" for r in d.primary.reasons) + "</ul>")
     if d.missing:
         parts.append("<p>Missing data:</p><ul>" + "".join(f"<li>{escape(m)}</li>" for m in d.missing) + "</ul>")
-    parts.append(f"<p><strong>Next:</strong> {escape(d.next_step)}</p>")
+    parts.append(f"<p><strong>Next:</strong> {escape(head['next_step'])}</p>")
     md = written.markdown_path
     parts.append(f'<p>Full report: <a href="{escape(md.name)}">{escape(str(md))}</a> '
                  f'(JSON beside it). Versions are in the Environment table above.</p>')

@@ -52,7 +52,11 @@ def _pct(stat: Mapping[str, Any] | None) -> str:
 
 def _header(report: Report) -> str:
     decision = report["decision"]
-    return f"# Phase 1 tooling parity: outcome\n\n**Verdict: {decision['verdict']}**\n\n{_INTRO}"
+    head = report.get("headline") or {"text": decision["verdict"], "findings": []}
+    lines = [f"# {head['text']}", "", f"**Section E verdict: {decision['verdict']}**"]
+    for f in head["findings"]:
+        lines.append(f"- **{f['kind']}** on {f['model']}: {f['what']}")
+    return "\n".join(lines) + f"\n\nPhase 1 tooling parity. {_INTRO}"
 
 
 def _tested(report: Report) -> str:
@@ -102,7 +106,8 @@ def _rules(report: Report) -> str:
 
 
 def _next(report: Report) -> str:
-    lines = ["## What to do next", "", report["decision"]["next_step"]]
+    step = (report.get("headline") or {}).get("next_step") or report["decision"]["next_step"]
+    lines = ["## What to do next", "", step]
     missing = report["decision"]["missing"]
     if missing:
         lines += ["", "### Missing data", ""] + [f"- {m}" for m in missing]

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from ..headline import headline, next_step
 from ..metrics import summarize_model
 from ..outcome import Decision, decide
 from ..results import error_path, read_json
@@ -42,7 +43,8 @@ class Written:
     def key_numbers(self) -> dict[str, Any]:
         """What CI dashboards read from junit.xml: the verdict and the numbers behind it."""
         d = self.decision
-        out: dict[str, Any] = {"verdict": d.verdict, "outcome": d.primary.outcome if d.primary else "inconclusive",
+        out: dict[str, Any] = {"verdict": self.report["headline"]["text"], "section_e_verdict": d.verdict,
+                               "outcome": d.primary.outcome if d.primary else "inconclusive",
                                "interrupted": self.report.get("run", {}).get("interrupted", False),
                                "report": str(self.markdown_path)}
         for model, summary in self.report["models"].items():
@@ -84,6 +86,11 @@ def write_outcome(reports_dir: Path, cycles: Sequence[Mapping[str, Any]],
     report = build_report(summaries, decision, checklist, provenance,
                           {"per_cycle_s": per_cycle, "total_s": total_s})
     report.update(extra)
+    head = headline(decision, report["models"], extra.get("checklist_entries", []), extra.get("run", {}),
+                    extra.get("models_loaded", {}), extra.get("gate", {}), tools,
+                    [str(extra.get("study_settings", {}).get("steer_with", "hooks"))])
+    report["headline"] = {**head.to_dict(), "next_step": next_step(head, decision),
+                          "section_e_verdict": decision.verdict}
     reports_dir.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
     plots: dict[str, dict[str, str]] = {}
@@ -98,7 +105,8 @@ def write_outcome(reports_dir: Path, cycles: Sequence[Mapping[str, Any]],
             plots.setdefault(model, {})[caption] = to_data_uri(png)
             md_plots.setdefault(model, {})[caption] = name
     write_atomic(reports_dir / OUTCOME_JSON, dumps_report(report))
-    write_atomic(reports_dir / OUTCOME_MD, _caveats(report) + render_markdown(report, md_plots))
+    first, rest = render_markdown(report, md_plots).split("\n", 1)
+    write_atomic(reports_dir / OUTCOME_MD, first + "\n\n" + _caveats(report) + rest.lstrip("\n"))
     paths += [reports_dir / OUTCOME_JSON, reports_dir / OUTCOME_MD]
     return Written(report, decision, tuple(paths), plots)
 
@@ -129,13 +137,16 @@ def _caveats(report: Mapping[str, Any]) -> str:
 
 def terminal_lines(written: Written) -> list[str]:
     d = written.decision
-    lines = [f"Phase 1 outcome: {d.verdict}"]
+    head = written.report["headline"]
+    lines = [f"Phase 1: {head['text']}"]
+    if head["text"] != d.verdict:
+        lines.append(f"  Section E verdict: {d.verdict}")
     if d.primary:
         lines += [f"  why: {r}" for r in d.primary.reasons[-2:]]
     for other in d.triggered[1:]:
         lines.append(f"  also triggered: Outcome {other.outcome} ({other.name})")
     if d.missing:
         lines.append(f"  missing data: {'; '.join(d.missing[:3])}")
-    lines.append(f"  next: {d.next_step}")
+    lines.append(f"  next: {head['next_step']}")
     lines.append(f"  report: {written.markdown_path}")
     return lines

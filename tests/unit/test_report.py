@@ -77,12 +77,12 @@ def test_report_survives_a_json_round_trip(model_specific):
     pytest.param((), "Outcome 4: Stop — tooling divergence is not generalizable", id="no-divergence"),
 ])
 def test_markdown_states_the_verdict(diverge_on, verdict):
-    assert f"**Verdict: {verdict}**" in render_markdown(report_for(study(diverge_on)))
+    assert f"**Section E verdict: {verdict}**" in render_markdown(report_for(study(diverge_on)))
 
 
 def test_markdown_says_inconclusive_when_nothing_triggers():
     summaries = {QWEN: summarize_model([record(QWEN, "hooks", 1, ok=False), record(QWEN, "nnsight", 1)])}
-    assert "**Verdict: inconclusive**" in render_markdown(report_for(summaries))
+    assert "**Section E verdict: inconclusive**" in render_markdown(report_for(summaries))
 
 
 @pytest.mark.parametrize("heading", [

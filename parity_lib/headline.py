@@ -1,0 +1,152 @@
+"""The report's first line: what a researcher acts on. Never "Proceed" or "Stop" over a divergence.
+
+Section E's outcome (`outcome.decide`) stays as the protocol writes it; this module adds what the rules
+do not see and says so:
+
+* **Steering divergence** (outside Section E's letter): the directions agree (cosine > 0.99) while the
+  coherent-refusal rates differ by more than 20 pp — the paper's own claim, NNsight 100% vs hooks 10% with
+  the same direction. The finding says the gap is in the steering mechanism, not in extraction.
+* **Headline discipline**: while any tool pair on any model diverges (cosine < 0.95 or gap > 20 pp) or
+  any Section D check failed, the first line says so instead of "Proceed" / "Stop", and a diverging tool
+  is never called validated.
+* **Framing**: interrupted, partial and gate-overridden runs, model organisms and shape-only models are
+  named in the first line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from .outcome import CROSS_AGREE_COS, CROSS_DIVERGE_COS, GAP_DIVERGE_PP, Decision
+
+ORGANISM_NOTE = ("on the suite's model organisms (small Qwen2/Gemma2 models trained in this repository to "
+                 "test the suite, not the paper's Qwen2.5-7B / Gemma-2-9B)")
+SHAPE_NOTE = "on shape-only models (random weights: parity and speed are meaningful, refusal rates are not)"
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str  # "steering diverges" | "diverging pair" | "check failed"
+    model: str
+    what: str
+    tools: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Headline:
+    text: str
+    findings: tuple[Finding, ...] = ()
+    caveats: tuple[str, ...] = ()
+    blocked_tools: tuple[str, ...] = ()  # never "validated": they diverged or failed a check
+    numbers: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "findings": [f.__dict__ for f in self.findings], "caveats": list(self.caveats),
+                "blocked_tools": list(self.blocked_tools)}
+
+
+def next_step(head: Headline, decision: Decision) -> str:
+    """What to do, consistent with the first line: a divergence is investigated before anything proceeds."""
+    steering = [f for f in head.findings if f.kind == "steering diverges"]
+    diverging = [f for f in head.findings if f.kind != "steering diverges"]
+    if steering:
+        tools = sorted({t for f in steering for t in f.tools})
+        return (f"The gap is in steering, not in extraction: the tools' directions agree. Compare how "
+                f"{', '.join(tools)} steer (the firing-map rows of 'How parity was judged' show which rows, steps "
+                f"and layers each one edited, and by how much); rerun with --parity-steer-with hooks to confirm the "
+                f"same directions steer alike through one mechanism; fix or drop the diverging steerer before "
+                f"Phase 2.")
+    if diverging and (decision.primary is None or decision.primary.outcome in (3, 4)):
+        blamed = f"Do not proceed with {', '.join(head.blocked_tools)}. " if head.blocked_tools else ""
+        models = sorted({f.model for f in diverging})
+        return (f"{blamed}Investigate first: " + "; ".join(f"{f.model}: {f.what}" for f in diverging[:4])
+                + f". Run `pytest -m preflight --parity-model {models[0]}` for the Section D numbers and read the "
+                  f"per-component divergence below; Section E's action applies once every pair agrees and every "
+                  f"check passes.")
+    step = decision.next_step
+    gate = next((r for r in decision.triggered if r.outcome == 3), None)
+    if gate is not None and head.blocked_tools:
+        kept = [t for t in gate.numbers["validated_tools"] if t not in head.blocked_tools]
+        step = step.replace(", ".join(gate.numbers["validated_tools"]), ", ".join(kept) or "none")
+    if ORGANISM_NOTE in head.text:
+        step += (" These are the suite's own model organisms: the verdict is about the tools on them, which shows "
+                 "the pipeline works; for the paper's question run the same command with --parity-model qwen-7b "
+                 "--parity-model gemma-9b (local weights).")
+    return step
+
+
+def findings(models: Mapping[str, Mapping[str, Any]], checklist_entries: Sequence[Mapping[str, Any]],
+             steer_with: Sequence[str]) -> list[Finding]:
+    """Steering divergence, diverging pairs and failed checks, from the report's model summaries."""
+    out = []
+    for model, summary in sorted(models.items()):
+        for pair in summary["pairs"]:
+            cos, gap = pair["cos_min"], pair["refusal_gap_pp"]
+            if cos is None or gap is None:
+                continue
+            tools = tuple(pair["tools"])
+            numbers = f"{tools[0]} vs {tools[1]}: direction cosine min {cos:.4f}, refusal gap {gap:.1f} pp"
+            if cos > CROSS_AGREE_COS and gap > GAP_DIVERGE_PP:
+                how = ("each tool steering with its own mechanism" if "same" in steer_with else
+                       "one reference steerer for every direction")
+                out.append(Finding("steering diverges", model, f"{numbers} ({how}): the directions agree, the "
+                                   f"steered behaviour does not", tools))
+            elif cos < CROSS_DIVERGE_COS or gap > GAP_DIVERGE_PP:
+                out.append(Finding("diverging pair", model, numbers, tools))
+    for entry in checklist_entries:
+        if not entry.get("passed", True):
+            tools = tuple(t for t in str(entry.get("tool", "")).split("~") if t and t != "*")
+            out.append(Finding("check failed", entry["model"], f"{entry['check']} [{entry['tool']}]", tools))
+    return out
+
+
+def _blamed(found: Sequence[Finding], tools: Sequence[str]) -> list[str]:
+    """Tools that diverged or failed: in a failed check, or in a diverging pair with a majority of the others."""
+    blamed = {t for f in found if f.kind == "check failed" for t in f.tools}
+    for model in {f.model for f in found}:
+        pairs = [f.tools for f in found if f.model == model and f.kind != "check failed"]
+        for tool in tools:
+            against = sum(tool in p for p in pairs)
+            if pairs and against >= (len(tools) - 1) // 2 + 1:  # a majority of the other tools
+                blamed.add(tool)
+    return sorted(blamed)
+
+
+def headline(decision: Decision, models: Mapping[str, Mapping[str, Any]],
+             checklist_entries: Sequence[Mapping[str, Any]], run: Mapping[str, Any],
+             loaded: Mapping[str, Mapping[str, Any]], gate: Mapping[str, Mapping[str, Any]],
+             tools: Sequence[str], steer_with: Sequence[str]) -> Headline:
+    found = findings(models, checklist_entries, steer_with)
+    caveats = []
+    if run.get("interrupted"):
+        missing = [m for m in run.get("models_expected", []) if m not in run.get("models_with_cycles", [])]
+        caveats.append("INTERRUPTED: partial results" + (f", no cycle for {', '.join(missing)}" if missing else ""))
+    elif set(run.get("models_expected", [])) - set(run.get("models_with_cycles", [])):
+        missing = sorted(set(run["models_expected"]) - set(run["models_with_cycles"]))
+        caveats.append(f"PARTIAL: no cycle for {', '.join(missing)}")
+    overridden = sorted(m for m, g in gate.items() if g.get("overridden"))
+    if overridden:
+        caveats.append(f"GATE OVERRIDDEN for {', '.join(overridden)}")
+    kinds = {d.get("kind") for d in loaded.values()}
+    framing = ""
+    if loaded and all(str(d.get("source", "")).rstrip("/").endswith("-organism") for d in loaded.values()):
+        framing = ORGANISM_NOTE
+    elif "shape" in kinds or "random" in kinds:
+        framing = SHAPE_NOTE
+    steering = [f for f in found if f.kind == "steering diverges"]
+    diverging = [f for f in found if f.kind != "steering diverges"]
+    if steering:
+        pairs = "; ".join(f"{f.model}: {f.what.split(' (')[0]}" for f in steering)
+        text = f"STEERING DIVERGES, extraction agrees ({pairs}) — a finding outside Section E"
+    elif diverging and (decision.primary is None or decision.primary.outcome in (3, 4)):
+        what = "; ".join(f"{f.model}: {f.what}" for f in diverging[:3])
+        text = f"NOT CLEAR TO PROCEED: {what}" + (" (and more)" if len(diverging) > 3 else "")
+        text += f" — Section E alone would read '{decision.verdict}'" if decision.primary else ""
+    else:
+        text = decision.verdict
+    if framing:
+        text += f", {framing}"
+    if caveats:
+        text = f"[{'; '.join(caveats)}] {text}"
+    return Headline(text, tuple(found), tuple(caveats), tuple(_blamed(found, tools)))
