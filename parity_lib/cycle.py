@@ -80,10 +80,17 @@ class CycleResult:
 
 def config_key(lm: LoadedModel, tool: str, prompts: PromptSet, settings: StudySettings,
                code: str) -> str:
-    """What a cached cycle must share with this run to be reused."""
-    payload = {"spec": asdict(lm.spec), "tool": tool, "prompts": prompts.sha256, "settings": asdict(settings),
+    """What a cached cycle must share with this run to be reused: the same computation (spec, tool and its
+    code, prompts, settings but the repeat count, dtype, device, the suite's code, dependency versions, the
+    weights' fingerprint, the attention implementation)."""
+    from .fingerprint import dependency_versions, tool_fingerprint, weights_fingerprint
+
+    same_work = {k: v for k, v in asdict(settings).items() if k != "repeats"}  # more repeats reuse the first ones
+    payload = {"spec": asdict(lm.spec), "tool": tool, "prompts": prompts.sha256, "settings": same_work,
                "dtype": str(lm.dtype), "device": lm.device.type, "code": code,
-               "multiplier": settings.multiplier_for(lm)}
+               "multiplier": settings.multiplier_for(lm), "versions": dependency_versions(),
+               "weights": weights_fingerprint(lm.spec.source), "tool_code": tool_fingerprint(tool),
+               "attn_implementation": lm.attn_implementation}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 

@@ -51,7 +51,7 @@ def next_step(head: Headline, decision: Decision) -> str:
     steering = [f for f in head.findings if f.kind == "steering diverges"]
     diverging = [f for f in head.findings if f.kind != "steering diverges"]
     if steering:
-        tools = sorted({t for f in steering for t in f.tools})
+        tools = list(head.blocked_tools) or sorted({t for f in steering for t in f.tools})
         return (f"The gap is in steering, not in extraction: the tools' directions agree. Compare how "
                 f"{', '.join(tools)} steer (the firing-map rows of 'How parity was judged' show which rows, steps "
                 f"and layers each one edited, and by how much); rerun with --parity-steer-with hooks to confirm the "

@@ -208,9 +208,13 @@ def _counts(record: Mapping[str, Any], label: str) -> tuple[int, int]:
 
 
 def _rate_stat(ok: Sequence[Mapping[str, Any]], label: str) -> RateStat:
+    """Mean ± std over repeats; the 95% interval is over the *prompts* (n = the distinct evaluation prompts,
+    not prompts × repeats): bit-identical greedy repeats are one sample, not five, and repeats that differ
+    move the mean, not the sample size."""
     counts = [_counts(r, label) for r in ok]
     mean, std = mean_std(k / n for k, n in counts)
-    k, n = sum(c[0] for c in counts), sum(c[1] for c in counts)
+    n = max(c[1] for c in counts)
+    k = round(mean * n)
     return RateStat(mean, std, k, n, *wilson_interval(k, n))
 
 

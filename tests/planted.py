@@ -246,9 +246,7 @@ class SteersSomeRows:
 
     name = "planted-some-rows"
 
-    def generate(self, lm, batch, spec, max_new_tokens):
-        from parity_lib.steering.base import generation_kwargs
-
+    def _hooks(self, lm, spec):
         vec = spec.vector(lm.dtype, lm.device)
 
         def add(module, args, output):
@@ -257,7 +255,12 @@ class SteersSomeRows:
             edit[::2] = vec
             return hidden + edit if isinstance(output, torch.Tensor) else (hidden + edit, *output[1:])
 
-        handles = [lm.layers[layer].register_forward_hook(add) for layer in spec.layers]
+        return [lm.layers[layer].register_forward_hook(add) for layer in spec.layers]
+
+    def generate(self, lm, batch, spec, max_new_tokens):
+        from parity_lib.steering.base import generation_kwargs
+
+        handles = self._hooks(lm, spec)
         try:
             with torch.no_grad():
                 out = lm.model.generate(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
@@ -266,6 +269,16 @@ class SteersSomeRows:
             for handle in handles:
                 handle.remove()
         return out[:, batch.input_ids.shape[1]:]
+
+    def logits(self, lm, batch, spec):
+        handles = self._hooks(lm, spec)
+        try:
+            with torch.no_grad():
+                out = lm.model(**batch.model_inputs(), use_cache=False)
+        finally:
+            for handle in handles:
+                handle.remove()
+        return out.logits[:, -1].float()
 
 
 PLANTED_STEERERS = [NNsightWithoutIter, HooksTargetOnly, pyvene_skipping_prompt, StopsAfterSteps, SteersSomeRows]

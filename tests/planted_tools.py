@@ -1,8 +1,25 @@
 """A pytest plugin for the verdict-validity runs only (`-p tests.planted_tools`): registers planted
-wrong extractors as extra tools so a real study run can be made to diverge on purpose."""
+wrong tools so a real study run can be made to diverge on purpose, and can interrupt a run."""
 
-from parity_lib.extractors import TOOLS
-from tests.planted import MlpOutput, MlpOutputOnGemma
+import os
+
+from parity_lib.extractors import TOOLS, HooksExtractor
+from parity_lib.steering import STEERERS
+from tests.planted import MlpOutput, MlpOutputOnGemma, SteersSomeRows
 
 TOOLS["planted-mlp"] = MlpOutput
 TOOLS["planted-mlp-gemma-only"] = MlpOutputOnGemma
+# extracts correctly (the hooks extractor), steers only the even rows: the paper's case, same direction
+TOOLS["planted-some-rows"] = HooksExtractor
+STEERERS["planted-some-rows"] = SteersSomeRows
+
+_INTERRUPT_AFTER = int(os.environ.get("PARITY_TEST_INTERRUPT_AFTER_CYCLES", "0"))
+_cycles_done = [0]
+
+
+def pytest_runtest_logreport(report):
+    """Ctrl-C after N finished cycles (PARITY_TEST_INTERRUPT_AFTER_CYCLES=N), as a user would."""
+    if _INTERRUPT_AFTER and report.when == "call" and "test_cycle_completes" in report.nodeid:
+        _cycles_done[0] += 1
+        if _cycles_done[0] >= _INTERRUPT_AFTER:
+            raise KeyboardInterrupt

@@ -163,7 +163,8 @@ def _baseline(baseline: Mapping[str, Any] | None) -> str:
 def _model(name: str, summary: Mapping[str, Any], plots: Mapping[str, str],
            baseline: Mapping[str, Any] | None = None) -> str:
     parts = [f"### {name}", "", _baseline(baseline), "",
-             "Per tool (rates over the evaluation prompts; CI pooled over repeats):", "",
+             "Per tool (mean ± std over repeats; 95% interval over the evaluation prompts, not prompts × repeats):",
+             "",
              _tool_table(summary), "",
              "Cosine matrix (diagonal: within one tool across repeats; off-diagonal: across tools):", "",
              _cosine_matrix(summary), "",
@@ -204,9 +205,13 @@ def _timing(report: Report) -> str:
     t = report["timing"]
     budget = t["budget"]
     verdict = {True: "within budget", False: "OVER budget", None: "not comparable"}[t["within_budget"]]
+    reuse = report.get("reuse") or {}
+    reused = sum(v["reused"] for v in reuse.values())
     lines = ["## Time and budget", "",
-             f"- {t['n_cycles']} cycles, mean {_minutes(t['mean_cycle_s'])}, "
-             f"longest {_minutes(t['max_cycle_s'])}, total {_minutes(t['total_s'])}.",
+             f"- {t['n_cycles']} cycles computed in this run, mean {_minutes(t['mean_cycle_s'])}, longest "
+             f"{_minutes(t['max_cycle_s'])}; {reused} reused from result files of the same computation (same "
+             f"weights, tool code, versions, settings); whole pytest session {_minutes(t['total_s'])} (preflight, "
+             f"loading and every other test included).",
              f"- Budget ({budget.get('source', 'given')}, {budget.get('device', '?')}): "
              f"{_minutes(budget.get('total_s'))} in all: {verdict}"
              + (f" ({t['budget_fraction'] * 100:.1f}% used)." if t["budget_fraction"] is not None else ".")]

@@ -31,10 +31,12 @@ class Written:
 
     @property
     def regressed(self) -> bool:
-        """Exit status policy: a divergence verdict (Outcome 1 or 2) or a failed cycle fails the run."""
+        """Exit status policy: a divergence verdict (Outcome 1 or 2), any diverging pair or steering
+        divergence, or a failed cycle fails the run."""
         primary = self.decision.primary
         errors = any(t["n_error"] for m in self.report["models"].values() for t in m["tools"].values())
-        return (primary is not None and primary.outcome in (1, 2)) or errors
+        diverged = any(f["kind"] != "check failed" for f in self.report["headline"]["findings"])
+        return (primary is not None and primary.outcome in (1, 2)) or errors or diverged
 
     @property
     def markdown_path(self) -> Path:
@@ -82,10 +84,15 @@ def write_outcome(reports_dir: Path, cycles: Sequence[Mapping[str, Any]],
     records = load_records(cycles)
     summaries = {m: summarize_model(r) for m, r in sorted(records.items())}
     decision = decide(summaries, checklist, expected_models=sorted(records), expected_tools=list(tools))
-    per_cycle = [r["timings"]["total_s"] for rs in records.values() for r in rs if r.get("status") == "ok"]
+    computed = {(f["model"], f["tool"], f["repeat"]) for f in cycles if f.get("computed")}
+    per_cycle = [r["timings"]["total_s"] for rs in records.values() for r in rs
+                 if r.get("status") == "ok" and (r["model"], r["tool"], r["repeat"]) in computed]
     report = build_report(summaries, decision, checklist, provenance,
                           {"per_cycle_s": per_cycle, "total_s": total_s})
     report.update(extra)
+    report["reuse"] = {m: {"computed": sum(1 for c in computed if c[0] == m),
+                           "reused": sum(1 for r in rs if (m, r["tool"], r["repeat"]) not in computed)}
+                       for m, rs in records.items()}
     head = headline(decision, report["models"], extra.get("checklist_entries", []), extra.get("run", {}),
                     extra.get("models_loaded", {}), extra.get("gate", {}), tools,
                     [str(extra.get("study_settings", {}).get("steer_with", "hooks"))])

@@ -166,10 +166,17 @@ def test_pair_with_an_all_error_tool_has_no_numbers():
     assert (s.pair("hooks", "nnsight").cos_min, s.pair("hooks", "nnsight").refusal_gap_pp) == (None, None)
 
 
-def test_rate_ci_pools_counts_over_repeats():
+def test_rate_ci_is_over_the_prompts_not_prompts_times_repeats():
     s = summarize_model([record("hooks", 1, refusal=27), record("hooks", 2, refusal=21)])
     rate = s.tools["hooks"].rates["refusal"]
-    assert (rate.k, rate.n, (rate.ci_low, rate.ci_high)) == (48, 60, wilson_interval(48, 60))
+    assert (rate.k, rate.n, (rate.ci_low, rate.ci_high)) == (24, 30, wilson_interval(24, 30))
+
+
+def test_identical_repeats_are_one_sample_of_the_prompts():
+    """Five bit-identical greedy repeats at 30/30: the interval is 30 prompts' (lower bound 88.6%), not 150's."""
+    s = summarize_model([record("hooks", k, refusal=30) for k in range(1, 6)])
+    rate = s.tools["hooks"].rates["refusal"]
+    assert rate.n == 30 and rate.ci_low == pytest.approx(0.8865, abs=1e-4)
 
 
 def test_rate_mean_and_std_are_over_repeats():

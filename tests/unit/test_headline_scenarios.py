@@ -1,0 +1,109 @@
+"""The report's first line and the exit status, on real (small) study runs with planted scenarios: nothing
+reads "Proceed" or "Stop" over a divergence, partial runs say so, caches mean "same computation"."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SMALL = ["--parity-repeats", "2", "--parity-n-eval", "6", "--parity-max-new-tokens", "16", "-p", "no:cacheprovider",
+         "-p", "tests.planted_tools"]
+
+
+def study(where: Path, *args: str, marker: str = "study", env: dict | None = None,
+          path: str = "parity_lib/suite") -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "pytest", path, "-m", marker, "-q", *SMALL,
+           f"--parity-results-dir={where / 'results'}", f"--parity-reports-dir={where / 'reports'}", *args]
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, **(env or {})})
+
+
+def first_line(where: Path) -> str:
+    return (where / "reports" / "phase1_outcome.md").read_text().splitlines()[0]
+
+
+def test_steering_only_divergence_is_named_not_proceed(tmp_path):
+    """Same direction, different behaviour (a steerer that skips rows): the paper's case, named as such."""
+    done = study(tmp_path, "--parity-tools", "hooks,nnsight,planted-some-rows", "--parity-steer-with", "same",
+                 "--parity-override-gate", "-k", "test_cycle_completes")
+    line = first_line(tmp_path)
+    assert line.startswith("# STEERING DIVERGES, extraction agrees"), line
+    assert "Proceed" not in line and "Stop" not in line
+    assert done.returncode != 0, "a steering divergence must fail the run"
+    report = json.loads((tmp_path / "reports" / "phase1_outcome.json").read_text())
+    assert {"planted-some-rows"} <= {t for f in report["headline"]["findings"] for t in f["tools"]}
+
+
+def test_tool_diverging_on_one_model_is_never_validated(tmp_path):
+    done = study(tmp_path, "--parity-tools", "hooks,nnsight,planted-mlp-gemma-only", "--parity-override-gate",
+                 "-k", "test_cycle_completes")
+    line = first_line(tmp_path)
+    assert "Proceed" not in line and "validated" not in line, line
+    report = json.loads((tmp_path / "reports" / "phase1_outcome.json").read_text())
+    assert "planted-mlp-gemma-only" in report["headline"]["blocked_tools"]
+    assert "planted-mlp-gemma-only" not in report["headline"]["next_step"].split("Do not proceed with")[0]
+    assert done.returncode != 0
+
+
+def test_interrupted_run_says_so_in_the_first_line(tmp_path):
+    done = study(tmp_path, "-k", "test_cycle_completes", env={"PARITY_TEST_INTERRUPT_AFTER_CYCLES": "2"})
+    line = first_line(tmp_path)
+    assert line.startswith("# [INTERRUPTED: partial results, no cycle for gemma2-organism]"), line
+    assert done.returncode == 2  # pytest's own "interrupted"
+
+
+def test_preflight_then_study_reports_the_checklist_from_the_preflight(tmp_path):
+    assert study(tmp_path, marker="preflight").returncode == 0
+    study(tmp_path, "-k", "test_cycle_completes")
+    text = (tmp_path / "reports" / "phase1_outcome.md").read_text()
+    table = text.split("## Parity checklist")[1].split("##")[0]
+    assert "not run" not in table and "| qwen2-organism | pass | pass | pass |" in table, table
+
+
+SWAPPED = '''
+from parity_lib.extractors import TOOLS, HooksExtractor
+
+
+class Swapped(HooksExtractor):
+    name = "swapped"
+    VERSION = {version}
+
+
+TOOLS["swapped"] = Swapped
+'''
+
+
+def test_a_swapped_tool_under_the_same_name_is_recomputed(tmp_path):
+    plugin_dir = tmp_path / "plugin"
+    plugin_dir.mkdir()
+    env = {"PYTHONPATH": f"{plugin_dir}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    args = ["--parity-model", "qwen2-organism", "--parity-tools", "hooks,swapped", "-p", "swapped_tool",
+            "-k", "test_cycle_completes"]
+    lines = []
+    for version in (1, 1, 2):
+        (plugin_dir / "swapped_tool.py").write_text(textwrap.dedent(SWAPPED.format(version=version)))
+        done = study(tmp_path, *args, "-v", env=env)
+        assert done.returncode == 0, done.stdout[-2000:]
+        lines.append([ln for ln in done.stdout.splitlines() if "qwen2-organism/swapped/r1:" in ln][0])
+    assert "(computed)" in lines[0] and "reused" in lines[1] and "(computed)" in lines[2], lines
+
+
+def test_a_changed_dependency_version_changes_the_cache_key(monkeypatch):
+    from parity_lib import fingerprint, models
+    from parity_lib.cycle import StudySettings, config_key
+    from parity_lib.prompts import load_prompts
+
+    lm = models.load(models.parse_model("qwen2-tiny"))
+    prompts, settings = load_prompts(None), StudySettings()
+    before = config_key(lm, "nnsight", prompts, settings, "code")
+    real = fingerprint.dependency_versions()
+    monkeypatch.setattr(fingerprint, "dependency_versions", lambda: {**real, "nnsight": "0.9.0"})
+    assert config_key(lm, "nnsight", prompts, settings, "code") != before
+    monkeypatch.undo()
+    more = StudySettings(repeats=settings.repeats + 3)
+    assert config_key(lm, "nnsight", prompts, more, "code") == before, "more repeats must reuse the first ones"
