@@ -102,7 +102,8 @@ def _writable(option: str, path: Path) -> None:
         raise ConfigError(f"{option}={path}: {existing} is not writable; choose a directory you can write to")
 
 
-def validate(suite: Suite, results_dir: Path, reports_dir: Path) -> None:
+def validate(suite: Suite, results_dir: Path, reports_dir: Path, steering: bool = True) -> None:
+    """`steering=False` for a run that only extracts (`-m preflight`): no multiplier is needed there."""
     if len(set(suite.tools)) != len(suite.tools):
         raise ConfigError(f"--parity-tools {','.join(suite.tools)}: a tool is named twice; name each once")
     for spec in suite.models:
@@ -111,6 +112,7 @@ def validate(suite: Suite, results_dir: Path, reports_dir: Path) -> None:
         if n is not None and not 0 <= spec.layer < n:
             raise LayerOutOfRangeError(f"--parity-model {spec.name}: layer {spec.layer} is out of range, the model has "
                                        f"{n} decoder layers (0..{n - 1}); pass --parity-model {spec.source}:LAYER")
-        _multiplier(spec, suite)
+        if steering:
+            _multiplier(spec, suite)
     _writable("--parity-results-dir", results_dir)
     _writable("--parity-reports-dir", reports_dir)

@@ -153,3 +153,14 @@ def test_bad_input_is_one_usage_error_before_anything_runs(pytester, organism_co
     assert err.count("ERROR:") == 1 and "Traceback" not in err + result.stdout.str()
     written = sorted(p.name for p in pytester.path.iterdir() if p.name not in ("test_x.py",))
     assert written == [], f"files written on bad input: {written}"
+
+
+def test_a_preflight_only_run_needs_no_multiplier(pytester, organism_copies):
+    """Preflight extracts and never steers: a directory without :MULT is fine there (the study asks for it)."""
+    pytester.makepyfile(test_x="def test_x(suite):\n    assert suite.models[0].layer == 16\n")
+    result = pytester.runpytest("-p", "parity_lib.plugin", "-p", "no:cacheprovider", "-m", "preflight or not preflight",
+                                "--parity-model", f"{organism_copies['good']}:16")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR  # "not" in the expression: it may steer, so it asks
+    result = pytester.runpytest("-p", "parity_lib.plugin", "-p", "no:cacheprovider", "-m", "preflight",
+                                "--parity-model", f"{organism_copies['good']}:16")
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED, result.stdout.str()[-1500:]
