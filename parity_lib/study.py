@@ -28,6 +28,7 @@ class CycleStore:
     provenance: Callable[..., dict[str, Any]]
     fresh: bool = False
     _done: dict[tuple[str, str, int], dict[str, Any]] = field(default_factory=dict)
+    _computed: set[tuple[str, str, int]] = field(default_factory=set)  # computed by this process (not reused)
     _code: str = field(default_factory=code_fingerprint)
     log: Callable[[str], None] = print
 
@@ -37,8 +38,8 @@ class CycleStore:
     def ensure(self, lm: LoadedModel, tool: str, repeat: int) -> tuple[dict[str, Any], bool]:
         """The cycle's record and whether it was computed now (False: reused from disk)."""
         ident = (lm.spec.name, tool, repeat)
-        if ident in self._done:
-            return self._done[ident], False
+        if ident in self._done:  # asked for again (a parity test may have computed it first): computed here?
+            return self._done[ident], ident in self._computed
         key = self.key(lm, tool)
         path = cycle_path(self.results_dir, *ident)
         cached = None if self.fresh else current_record(path, key)
@@ -47,6 +48,7 @@ class CycleStore:
             return cached, False
         record = self._compute(lm, tool, repeat, key, path)
         self._done[ident] = record
+        self._computed.add(ident)
         return record, True
 
     def baseline(self, lm: LoadedModel) -> tuple[dict[str, Any], bool]:

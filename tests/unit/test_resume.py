@@ -81,3 +81,20 @@ def test_checklist_of_another_configuration_is_set_aside(tmp_path):
     results.merge_checklist(path, [entry], {"dtype": "bfloat16", "device": "cpu", "code": "aaaaaaaa1"}, {}, {})
     kept = list(tmp_path.glob("phase1_parity_checklist.*.json"))
     assert len(kept) == 1 and json.loads(kept[0].read_text())["config"]["dtype"] == "float32"
+
+
+def test_a_cycle_computed_earlier_in_the_same_run_is_not_called_reused(tmp_path):
+    """The parity tests may compute r2..rk before their cycle tests ask: those count as computed, not reused."""
+    from parity_lib import models
+    from parity_lib.cycle import StudySettings
+    from parity_lib.prompts import load_prompts
+    from parity_lib.study import CycleStore
+
+    lm = models.load(models.parse_model("qwen2-tiny"))
+    store = CycleStore(tmp_path, load_prompts(None), StudySettings(repeats=1, n_eval=2, max_new_tokens=2),
+                       lambda **kw: {}, log=lambda line: None)
+    assert store.ensure(lm, "hooks", 1)[1] is True
+    assert store.ensure(lm, "hooks", 1)[1] is True  # asked again in the same process
+    again = CycleStore(tmp_path, load_prompts(None), StudySettings(repeats=1, n_eval=2, max_new_tokens=2),
+                       lambda **kw: {}, log=lambda line: None)
+    assert again.ensure(lm, "hooks", 1)[1] is False  # a new run finds the file: reused
