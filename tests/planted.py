@@ -1,4 +1,4 @@
-"""Deliberately wrong extractors, one per silent trap in FIELD_NOTES. Test fixtures only: never
+"""Deliberately wrong extractors, one per silent wrong-tensor trap of these tools. Test fixtures only: never
 offered as tools. Each names the checklist item that must catch it."""
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 `NNsight(model)` permanently wraps every submodule's forward, so the wrapper is built once per loaded
 model and reused (kept in `LoadedModel.extras`). The tokenizer is never handed to nnsight:
 `TransformersModel` would set its padding side and pad token. `tracer.stop()` after the save skips
-the layers after L and stays exact (FIELD_NOTES).
+the layers after L and stays exact (measured: bitwise equal to the full forward).
 """
 
 from __future__ import annotations

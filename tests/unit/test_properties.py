@@ -14,7 +14,7 @@ mask; pyvene's vectors round-tripped through bfloat16; a steering vector of m·v
 steering layer L+1; the direction as mean(all) − mean(harmless); normalising by ‖raw‖ + 1e-3; cosine
 returning |cos|; keywords checked before the garbled rules. Not caught: default position ids under left
 padding. Shifting every RoPE position by one constant changes float32 results only by rounding; in
-bfloat16 the change grows (FIELD_NOTES), but batched bfloat16 is not bitwise either (Qwen2: 2 ulps).
+bfloat16 the change grows (measured), but batched bfloat16 is not bitwise either (Qwen2: 2 ulps).
 """
 
 from __future__ import annotations
