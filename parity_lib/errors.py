@@ -42,6 +42,3 @@ class NonFiniteActivationError(ParityError):
 class DeviceOutOfMemoryError(ParityError):
     """The device ran out of memory while running a cycle."""
 
-
-class GateClosedError(ParityError):
-    """The protocol's hard stop: raw activations do not match across tools, so no study may run."""

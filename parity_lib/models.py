@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -241,5 +241,3 @@ def check_layer(loaded: LoadedModel, layer: int) -> None:
             f"model {loaded.spec.name!r}: layer {layer} is out of range, the model has {loaded.n_layers} "
             f"decoder layers (0..{loaded.n_layers - 1}); pass --parity-model {loaded.spec.name}:LAYER")
 
-
-Loader = Callable[[ModelSpec], LoadedModel]

@@ -44,13 +44,6 @@ class PromptSet:
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
-    def subset(self, n_eval: int | None) -> "PromptSet":
-        """The same set with only the first `n_eval` evaluation prompts (for small, fast runs)."""
-        if n_eval is None or n_eval >= len(self.eval):
-            return self
-        return _build(self.harmful, self.harmless, self.eval[:n_eval], self.refusal_keywords,
-                      self.garbled_rules, f"{self.source} (first {n_eval} eval prompts)")
-
 
 def _build(harmful, harmless, evals, keywords, rules, source) -> PromptSet:
     ps = PromptSet(tuple(harmful), tuple(harmless), tuple(evals), tuple(keywords), rules, source)
