@@ -60,10 +60,3 @@ def compare(a: torch.Tensor, b: torch.Tensor, *, atol: float = 1e-5, rtol: float
                       value_b=float(y[where]) if diff.numel() else None,
                       bitwise=a.dtype == b.dtype and torch.equal(a.cpu(), b.cpu()), **base)
 
-
-def tolerance(dtype: torch.dtype) -> tuple[float, float]:
-    """(atol, rtol) for comparing two computations of the same value in `dtype`: the protocol's
-    1e-5 in float32; a few units of the last place in the half types."""
-    if dtype == torch.float32 or dtype == torch.float64:
-        return 1e-5, 0.0
-    return 1e-2, 1.6e-2

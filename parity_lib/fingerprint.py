@@ -8,7 +8,6 @@ upgrading nnsight, or replacing a weights file recomputes.
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata as md
 import inspect
 import json
 from functools import lru_cache
@@ -17,17 +16,14 @@ from typing import Any
 
 SAMPLES = 16
 SAMPLE_BYTES = 1 << 20
-DEPENDENCIES = ("torch", "transformers", "nnsight", "pyvene", "tokenizers", "safetensors", "numpy")
 
 
 def dependency_versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
-    for name in DEPENDENCIES:
-        try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:
-            out[name] = None
-    return out
+    """The versions provenance records (torch, transformers, nnsight, pyvene, numpy, tokenizers,
+    safetensors), without Python's: the same reader for the record and for the cache key."""
+    from .provenance import versions
+
+    return {name: version for name, version in versions().items() if name != "python"}
 
 
 @lru_cache(maxsize=64)

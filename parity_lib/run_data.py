@@ -212,14 +212,12 @@ def build_suite(config: pytest.Config) -> Suite:
     suite = Suite(specs, tools, prompts, opt("--parity-dtype"), device, opt("--parity-seed"),
                   opt("--parity-allow-network"), opt("--parity-trust-remote-code"), settings,
                   "eager" if opt("--parity-deterministic") else None)
-    from pathlib import Path as _Path
-
     from .validate import validate
 
     try:  # bad input: one clear error now, before any test runs or any file is written
         markexpr = config.option.markexpr or ""
         extract_only = "preflight" in markexpr and not any(w in markexpr for w in ("study", "golden", "not"))
-        validate(suite, _Path(opt("--parity-results-dir")), _Path(opt("--parity-reports-dir")),
+        validate(suite, Path(opt("--parity-results-dir")), Path(opt("--parity-reports-dir")),
                  steering=not extract_only)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None

@@ -212,17 +212,42 @@ def pyvene_skipping_prompt():
     return steerer
 
 
-class StopsAfterSteps:
+class _HookSteerer:
+    """Generation and next-token logits with whatever forward hooks `hooks(lm, spec)` registers."""
+
+    def hooks(self, lm, spec) -> list:
+        raise NotImplementedError
+
+    def _run(self, lm, spec, call):
+        handles = self.hooks(lm, spec)
+        try:
+            with torch.no_grad():
+                return call()
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    def generate(self, lm, batch, spec, max_new_tokens):
+        from parity_lib.steering.base import generation_kwargs
+
+        out = self._run(lm, spec, lambda: lm.model.generate(
+            input_ids=batch.input_ids, attention_mask=batch.attention_mask, **generation_kwargs(lm, max_new_tokens)))
+        return out[:, batch.input_ids.shape[1]:]
+
+    def logits(self, lm, batch, spec):
+        out = self._run(lm, spec, lambda: lm.model(**batch.model_inputs(), use_cache=False))
+        return out.logits[:, -1].float()
+
+
+class StopsAfterSteps(_HookSteerer):
     """A hook steerer that removes itself after a few forward passes (the prompt and the first tokens):
     a 6-token firing map cannot tell it from a correct one."""
 
     name = "planted-stops-after-steps"
     steps = 8
 
-    def generate(self, lm, batch, spec, max_new_tokens):
-        from parity_lib.steering.base import generation_kwargs
-
-        vec, calls, handles = spec.vector(lm.dtype, lm.device), {"n": 0}, []
+    def hooks(self, lm, spec):
+        vec, calls = spec.vector(lm.dtype, lm.device), {"n": 0}
 
         def add(module, args, output):
             if calls["n"] >= self.steps * len(spec.layers):
@@ -230,23 +255,15 @@ class StopsAfterSteps:
             calls["n"] += 1
             return output + vec if isinstance(output, torch.Tensor) else (output[0] + vec, *output[1:])
 
-        handles = [lm.layers[layer].register_forward_hook(add) for layer in spec.layers]
-        try:
-            with torch.no_grad():
-                out = lm.model.generate(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                                        **generation_kwargs(lm, max_new_tokens))
-        finally:
-            for handle in handles:
-                handle.remove()
-        return out[:, batch.input_ids.shape[1]:]
+        return [lm.layers[layer].register_forward_hook(add) for layer in spec.layers]
 
 
-class SteersSomeRows:
+class SteersSomeRows(_HookSteerer):
     """A hook steerer that edits only the even rows of the batch (a mask or index mix-up)."""
 
     name = "planted-some-rows"
 
-    def _hooks(self, lm, spec):
+    def hooks(self, lm, spec):
         vec = spec.vector(lm.dtype, lm.device)
 
         def add(module, args, output):
@@ -256,29 +273,6 @@ class SteersSomeRows:
             return hidden + edit if isinstance(output, torch.Tensor) else (hidden + edit, *output[1:])
 
         return [lm.layers[layer].register_forward_hook(add) for layer in spec.layers]
-
-    def generate(self, lm, batch, spec, max_new_tokens):
-        from parity_lib.steering.base import generation_kwargs
-
-        handles = self._hooks(lm, spec)
-        try:
-            with torch.no_grad():
-                out = lm.model.generate(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                                        **generation_kwargs(lm, max_new_tokens))
-        finally:
-            for handle in handles:
-                handle.remove()
-        return out[:, batch.input_ids.shape[1]:]
-
-    def logits(self, lm, batch, spec):
-        handles = self._hooks(lm, spec)
-        try:
-            with torch.no_grad():
-                out = lm.model(**batch.model_inputs(), use_cache=False)
-        finally:
-            for handle in handles:
-                handle.remove()
-        return out.logits[:, -1].float()
 
 
 PLANTED_STEERERS = [NNsightWithoutIter, HooksTargetOnly, pyvene_skipping_prompt, StopsAfterSteps, SteersSomeRows]
