@@ -125,6 +125,26 @@ class NoAttentionMask(_HookBase):
             lm.model(input_ids=batch.input_ids, use_cache=False)
 
 
+class BeforeMlpAdd(_HookBase):
+    """Captures the stream after the attention add but before the MLP add (the input of the norm that feeds
+    the MLP): a hook on the wrong sub-module, off by exactly the MLP's contribution."""
+
+    name = "planted-before-mlp"
+    catches = "timing"
+
+    def capture(self, lm, batch, layer):
+        block = lm.layers[layer]
+        norm = getattr(block, "pre_feedforward_layernorm", None) or block.post_attention_layernorm
+        store = []
+        handle = norm.register_forward_pre_hook(
+            lambda m, a, k: store.append((a[0] if a else k["hidden_states"]).detach().clone()), with_kwargs=True)
+        try:
+            self.run(lm, batch)
+        finally:
+            handle.remove()
+        return store[0]
+
+
 class NoClone(_HookBase):
     name = "planted-no-clone"
     catches = "in_place_safety"
@@ -167,7 +187,7 @@ class PyveneDefaultCollect:
 
 
 PLANTED = [TensorIndexZero, LayerInput, PostLayerNorm, BosPosition, RightPadding, NoAttentionMask,
-           NoClone, UpcastFloat64, PyveneDefaultCollect, RowsShiftedInLargeBatches]
+           NoClone, UpcastFloat64, PyveneDefaultCollect, RowsShiftedInLargeBatches, BeforeMlpAdd]
 
 
 class NNsightWithoutIter:
