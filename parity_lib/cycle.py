@@ -23,6 +23,8 @@ from .extractors import get_extractor
 from .models import LoadedModel
 from .prompts import PromptSet, format_all
 from .steering import SCOPES, SteeringSpec, get_steerer
+from .steering.compiled import MODES as GENERATION_MODES
+from .steering.compiled import reference_generation
 
 STEER_MODES = ("hooks", "same")
 LOGIT_TOP_K = 64
@@ -37,6 +39,7 @@ class StudySettings:
     gen_batch_size: int = 0  # 0 = all evaluation prompts in one batch
     n_eval: int = 0  # 0 = all evaluation prompts
     multiplier: float | None = None  # None = the model spec's multiplier for the scope
+    generation: str = "auto"  # the reference steerer's generation: auto | eager | compiled (steering/compiled.py)
 
     def __post_init__(self) -> None:
         if self.scope not in SCOPES:
@@ -44,6 +47,8 @@ class StudySettings:
         if self.steer_with not in STEER_MODES:
             raise ConfigError(f"--parity-steer-with {self.steer_with!r}: choose hooks (one reference steerer, "
                               f"isolates extraction) or same (each tool steers with its own mechanism)")
+        if self.generation not in GENERATION_MODES:
+            raise ConfigError(f"--parity-generation {self.generation!r}: choose {', '.join(GENERATION_MODES)}")
         if self.repeats < 1 or self.max_new_tokens < 1 or self.gen_batch_size < 0 or self.n_eval < 0:
             raise ConfigError("--parity-repeats and --parity-max-new-tokens must be ≥ 1; "
                               "--parity-gen-batch-size, --parity-n-eval ≥ 0")
@@ -103,21 +108,27 @@ def extract_direction(lm: LoadedModel, tool: str, prompts: PromptSet) -> Directi
 
 
 def steer_eval(lm: LoadedModel, steerer_name: str, spec: SteeringSpec, prompts: PromptSet,
-               settings: StudySettings) -> tuple[list[list[int]], dict[str, Any]]:
+               settings: StudySettings) -> tuple[list[list[int]], dict[str, Any], dict[str, Any]]:
+    """Tokens, top next-token logits, and how the generation ran (the reference steerer may run compiled
+    once proven: `steering/compiled.py`)."""
     steerer = get_steerer(steerer_name)
+    how: dict[str, Any] = {"path": "eager (dynamic cache)", "tried": False, "proof": f"{steerer_name}'s own steering"}
     evals = list(prompts.eval[: settings.n_eval or None])
     size = settings.gen_batch_size or len(evals)
     tokens: list[list[int]] = []
     for start in range(0, len(evals), size):
         chunk = format_all(lm.tokenizer, evals[start:start + size])
         batch = encode(lm.tokenizer, chunk, templated=lm.templated, device=lm.device)
-        out = steerer.generate(lm, batch, spec, settings.max_new_tokens)
+        generator = steerer
+        if steerer_name == "hooks":
+            generator, how = reference_generation(lm, batch, spec, settings.max_new_tokens, settings.generation)
+        out = generator.generate(lm, batch, spec, settings.max_new_tokens)
         tokens.extend(_strip(row.tolist(), lm.tokenizer) for row in out)
     full = encode(lm.tokenizer, format_all(lm.tokenizer, evals), templated=lm.templated, device=lm.device)
     logits = steerer.logits(lm, full, spec)
     k = min(LOGIT_TOP_K, logits.shape[-1])
     top = logits.topk(k, dim=-1)
-    return tokens, {"ids": top.indices.tolist(), "values": top.values.tolist(), "k": k}
+    return tokens, {"ids": top.indices.tolist(), "values": top.values.tolist(), "k": k}, how
 
 
 def unsteered_eval(lm: LoadedModel, prompts: PromptSet, settings: StudySettings) -> dict[str, Any]:
@@ -125,13 +136,14 @@ def unsteered_eval(lm: LoadedModel, prompts: PromptSet, settings: StudySettings)
     path and length, no steering (a spec with no layers, so no hook is ever registered)."""
     spec = SteeringSpec((), 0.0, torch.zeros(lm.hidden_size, dtype=torch.float64), settings.scope)
     started = time.perf_counter()
-    tokens, _ = steer_eval(lm, "hooks", spec, prompts, settings)
+    tokens, _, how = steer_eval(lm, "hooks", spec, prompts, settings)
     texts = [lm.tokenizer.decode(t, skip_special_tokens=True) for t in tokens]
     labels = [classify(t, prompts.refusal_keywords, prompts.garbled_rules).value for t in texts]
     n = len(labels)
     return {"schema": 1, "model": lm.spec.name, "status": "ok", "labels": labels, "texts": texts, "n_prompts": n,
             "rates": {k: sum(lab == k for lab in labels) / n for k in ("refusal", "garbled", "normal")},
-            "max_new_tokens": settings.max_new_tokens, "generate_s": time.perf_counter() - started}
+            "max_new_tokens": settings.max_new_tokens, "generate_s": time.perf_counter() - started,
+            "generation": how}
 
 
 def _strip(row: list[int], tokenizer) -> list[int]:
@@ -149,7 +161,7 @@ def run_cycle(lm: LoadedModel, tool: str, prompts: PromptSet, settings: StudySet
         multiplier = settings.multiplier_for(lm)
         spec = SteeringSpec.build(direction.unit, lm.spec.layer, lm.n_layers, multiplier, settings.scope)
         steerer = tool if settings.steer_with == "same" else "hooks"
-        tokens, logits_top = steer_eval(lm, steerer, spec, prompts, settings)
+        tokens, logits_top, how = steer_eval(lm, steerer, spec, prompts, settings)
     except torch.cuda.OutOfMemoryError:
         raise DeviceOutOfMemoryError(
             f"{lm.spec.name}/{tool} r{repeat}: out of device memory; lower --parity-gen-batch-size (now "
@@ -158,7 +170,8 @@ def run_cycle(lm: LoadedModel, tool: str, prompts: PromptSet, settings: StudySet
     texts = [lm.tokenizer.decode(t, skip_special_tokens=True) for t in tokens]
     labels = [classify(t, prompts.refusal_keywords, prompts.garbled_rules).value for t in texts]
     steering = {**spec.describe(), "steer_with": steerer, "max_new_tokens": settings.max_new_tokens,
-                "gen_batch_size": settings.gen_batch_size or len(tokens), "decoding": "greedy"}
+                "gen_batch_size": settings.gen_batch_size or len(tokens), "decoding": "greedy",
+                "generation": how}
     return CycleResult(lm.spec.name, tool, repeat, direction, steering, labels, texts, tokens, logits_top,
                        {"extract_s": extracted - start, "generate_s": done - extracted,
                         "total_s": time.perf_counter() - start})

@@ -264,6 +264,7 @@ def _settings(records: Sequence[Mapping[str, Any]]) -> dict[str, list]:
         "multiplier": distinct(lambda r: (r.get("steering") or {}).get("multiplier")),
         "scope": distinct(lambda r: (r.get("steering") or {}).get("scope")),
         "steer_with": distinct(lambda r: (r.get("steering") or {}).get("steer_with")),
+        "generation": distinct(lambda r: ((r.get("steering") or {}).get("generation") or {}).get("path")),
         "n_prompts": distinct(lambda r: r.get("n_prompts")),
         "repeats": sorted(distinct(lambda r: r.get("repeat"))),
     }

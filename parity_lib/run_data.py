@@ -201,7 +201,8 @@ def build_suite(config: pytest.Config) -> Suite:
         prompts = load_prompts(opt("--parity-prompts"), allow_python=True)
         settings = StudySettings(opt("--parity-repeats"), opt("--parity-scope"), opt("--parity-steer-with"),
                                  opt("--parity-max-new-tokens"), opt("--parity-gen-batch-size"),
-                                 opt("--parity-n-eval"), opt("--parity-multiplier"))
+                                 opt("--parity-n-eval"), opt("--parity-multiplier"),
+                                 opt("--parity-generation"))
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     names = [s.name for s in specs]

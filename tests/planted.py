@@ -3,12 +3,15 @@ offered as tools. Each names the checklist item that must catch it."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 
 from parity_lib.batching import Batch
 from parity_lib.extractors.base import Activations, finish, unwrap
 from parity_lib.models import LoadedModel
 from parity_lib.reference import next_norm
+from parity_lib.steering.compiled import CompiledHooksSteerer
 
 
 class _HookBase:
@@ -319,3 +322,48 @@ class MlpOutputOnGemma(MlpOutput):
         if "gemma" in type(lm.model).__name__.lower():
             return super().target(lm, layer)
         return lm.layers[layer]
+
+
+# Planted compiled steerers: the class of bug a compiled path adds, steering frozen into what was captured.
+
+class StaleVectorCompiled(CompiledHooksSteerer):
+    """Writes the steering table on its first call only, as if the vector were a constant of the graph."""
+
+    written = False
+
+    @contextmanager
+    def steering(self, lm, spec):
+        if not self.written:
+            vec = spec.vector(lm.dtype, lm.device)
+            for layer in spec.layers:
+                self.table[layer].copy_(vec)
+            self.written = True
+        handles = [block.register_forward_hook(hook) for block, hook in zip(lm.layers, self.hooks)]
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
+
+
+class LayersFixedAtCaptureCompiled(CompiledHooksSteerer):
+    """Steers the layers of the first spec it saw, whatever later specs ask for."""
+
+    layers: tuple[int, ...] = ()
+
+    @contextmanager
+    def steering(self, lm, spec):
+        self.layers = self.layers or spec.layers
+        self.table.zero_()
+        vec = spec.vector(lm.dtype, lm.device)
+        for layer in self.layers:
+            self.table[layer].copy_(vec)
+        handles = [block.register_forward_hook(hook) for block, hook in zip(lm.layers, self.hooks)]
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
+
+
+PLANTED_COMPILED = [StaleVectorCompiled, LayersFixedAtCaptureCompiled]

@@ -67,7 +67,8 @@ def _tested(report: Report) -> str:
     for model, s in tested["settings"].items():
         lines.append(f"- {model}: repeats {_values(s['repeats'])}; layer {_values(s['layer'])}; "
                      f"multiplier {_values(s['multiplier'])}; steering scope {_values(s['scope'])}; "
-                     f"steered with {_values(s['steer_with'])}; "
+                     f"steered with {_values(s['steer_with'])} "
+                     f"(generation: {_values(s.get('generation') or ['eager (dynamic cache)'])}); "
                      f"{_values(s['n_prompts'])} evaluation prompts per repeat")
     return "\n".join(lines)
 

@@ -71,7 +71,8 @@ def _wrap_forward(module: nn.Module, after: Callable[[tuple, dict, Any], None]) 
         after(args, kwargs, out)
         return out
 
-    module.forward = forward
+    # observed eagerly under a compiled path: the recorder stays out of the graph, the steering inside it
+    module.forward = torch.compiler.disable(forward)
     try:
         yield
     finally:

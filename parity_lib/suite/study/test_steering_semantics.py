@@ -67,3 +67,24 @@ def test_batched_generation_matches_one_by_one(loaded_model, suite, spec, record
                                                    "first_differing_token_min": min(firsts, default=None)})
     if exact:
         assert not where, "batched ≠ one-by-one: " + "; ".join(where)
+
+
+def test_reference_generation_path_is_proven(loaded_model, suite, spec, record_note):
+    """The study's reference generation runs compiled (static cache, CUDA graphs) only when the firing map,
+    taken under that path on the study's own batch and length for two specs, is exact and, with
+    deterministic algorithms, the tokens equal the eager path's. Asked for explicitly, an unproven
+    compiled path is a failure; under `auto` the study falls back to eager and this test says why."""
+    from parity_lib.steering.compiled import reference_generation
+
+    lm, mode = loaded_model, suite.settings.generation
+    prompts = list(suite.prompts.eval[: suite.settings.n_eval or None])
+    size = suite.settings.gen_batch_size or len(prompts)
+    batch = encode(lm.tokenizer, format_all(lm.tokenizer, prompts[:size]), templated=lm.templated, device=lm.device)
+    _, how = reference_generation(lm, batch, spec, suite.settings.max_new_tokens, mode)
+    record_note("generation", "hooks", {k: v for k, v in how.items() if not isinstance(v, dict)})
+    if not how["tried"]:
+        pytest.skip(f"compiled generation not tried: {how['proof']}")
+    if mode == "compiled":
+        assert how["path"].startswith("compiled"), f"--parity-generation compiled not proven: {how['proof']}"
+    elif not how["path"].startswith("compiled"):
+        pytest.skip(f"compiled generation not proven, the study generates eagerly: {how['proof']}")
