@@ -1,12 +1,14 @@
-"""Performance benchmark of one study cycle at real shapes (issue: real scale on GPU).
+"""Performance benchmark of one study cycle at real shapes (issue: the whole study in minutes on one GPU).
 
-Prints, per model: build time; batched extraction of the 10 contrastive prompts per tool and its ratio
-to a plain batched forward; steered generation of the 30 evaluation prompts × N tokens, batched (per
-tool, dynamic cache; hooks also with transformers' static cache) and one prompt at a time (measured on
-a few, extrapolated); one full cycle; the projected 2 × 3 × 5 study; peak GPU memory; and whether two
-identical batched generations were token-identical. Appends a Markdown section to --out.
+Prints, per model: build time; batched extraction of the 10 contrastive prompts per tool as a ratio to a
+plain batched forward; steered generation of the 30 evaluation prompts × N tokens per tool (eager, dynamic
+cache) and through the compiled reference path (static cache, CUDA graphs: proof time, first and warm
+runs, tokens against eager and against a rerun); one cycle (extraction + generation as the study runs it);
+the decode-bandwidth floor (N × weight bytes / HBM bandwidth) and the cycle's multiple of it; peak GPU
+memory. Then the issue's table, the figures before this work beside the new ones. Appends to --out.
 
     python benchmarks/bench.py --models qwen-7b-shape gemma-9b-shape --device cuda --dtype bfloat16
+    python benchmarks/bench.py ... --deterministic      # the same under --parity-deterministic's switches
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from parity_lib.cycle import extract_direction
 from parity_lib.extractors import get_extractor
 from parity_lib.provenance import device_name, git_commit, versions
 from parity_lib.steering import SteeringSpec, get_steerer
-from parity_lib.steering.base import generation_kwargs
 
 TOOLS = ("hooks", "nnsight", "pyvene")
 
@@ -52,26 +53,6 @@ def plain_forward(lm, batch):
         return lm.model(**batch.model_inputs(), use_cache=False)
 
 
-def static_generate(lm, batch, spec, n):
-    """Steered generation with transformers' static cache (compiled forward); counts hook calls."""
-    calls = {"n": 0}
-    vec = spec.vector(lm.dtype, lm.device)
-
-    def add(module, args, output):
-        calls["n"] += 1
-        return output + vec
-
-    handles = [lm.layers[i].register_forward_hook(add) for i in spec.layers]
-    try:
-        with torch.no_grad():
-            out = lm.model.generate(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                                    cache_implementation="static", **generation_kwargs(lm, n))
-    finally:
-        for h in handles:
-            h.remove()
-    return out[:, batch.input_ids.shape[1]:], calls["n"]
-
-
 def bench_model(name: str, args, ps) -> dict:
     row: dict = {"model": name}
     dev = args.device
@@ -79,6 +60,7 @@ def bench_model(name: str, args, ps) -> dict:
     build_s, lm = timed(lambda: models.load(models.parse_model(name), args.dtype, dev, seed=42,
                                             attn_implementation=args.attn), dev)
     row["build_s"] = build_s
+    weight_bytes = sum(p.numel() * p.element_size() for p in lm.model.parameters())
     contrast = batching.encode(lm.tokenizer, prompts.format_all(lm.tokenizer, [*ps.harmful, *ps.harmless]),
                                templated=lm.templated, device=dev)
     row["plain_forward_ms"] = 1e3 * timed(lambda: plain_forward(lm, contrast), dev, 5, 2)[0]
@@ -96,20 +78,51 @@ def bench_model(name: str, args, ps) -> dict:
         steerer = get_steerer(tool)
         row[f"gen_{tool}_s"], tokens[tool] = timed(lambda s=steerer: s.generate(lm, evals, spec, n), dev, 1, 1)
     _, again = timed(lambda: get_steerer("hooks").generate(lm, evals, spec, n), dev)
-    row["repeat_identical"] = torch.equal(again, tokens["hooks"])
+    row["eager_rerun"] = first_divergence(tokens["hooks"], again)
     row["tools_identical"] = all(torch.equal(tokens[t], tokens["hooks"]) for t in TOOLS)
-    row["first_divergence_hooks_rerun"] = first_divergence(tokens["hooks"], again)
-    row.update(one_at_a_time(lm, ps, spec, n, dev, args.one_at_a_time))
-    if args.static:
-        row.update(static_rows(lm, evals, spec, n, dev, tokens["hooks"]))
-    row["cycle_s"] = row["extract_hooks_ratio"] * row["plain_forward_ms"] / 1e3 + row["gen_hooks_s"]
+    row.update(compiled_rows(lm, evals, spec, n, dev, tokens["hooks"], "cudagraphs"))
+    if args.inductor:
+        row.update(compiled_rows(lm, evals, spec, n, dev, tokens["hooks"], "inductor", prove_it=False))
+    if args.one_at_a_time:
+        row.update(one_at_a_time(lm, ps, spec, n, dev, args.one_at_a_time))
+    extract_s = row["extract_hooks_ratio"] * row["plain_forward_ms"] / 1e3
+    row["cycle_eager_s"] = extract_s + row["gen_hooks_s"]
+    row["cycle_s"] = extract_s + row.get("cudagraphs_warm_s", row["gen_hooks_s"])
+    floor = n * weight_bytes / args.bandwidth
+    row["decode_floor_s"] = floor
+    row["cycle_over_floor"] = row["cycle_s"] / floor
     row["peak_mem_gib"] = torch.cuda.max_memory_allocated() / 2**30 if dev.startswith("cuda") else None
     lm = None  # drop the weights before empty_cache
     torch.cuda.empty_cache() if dev.startswith("cuda") else None
     return row
 
 
+def compiled_rows(lm, evals, spec, n, dev, eager_tokens, backend, prove_it=True) -> dict:
+    """The compiled reference generation: the proof (which compiles), then a warm run, against eager."""
+    from parity_lib.steering.compiled import CompiledHooksSteerer, prove
+
+    lm.extras.pop("compiled-steerer", None)
+    if hasattr(lm.model, "_compiled_call"):
+        del lm.model._compiled_call
+    steerer = CompiledHooksSteerer(lm, backend=backend)
+    out: dict = {}
+    if prove_it:
+        proof_s, proof = timed(lambda: prove(lm, steerer, evals, spec, n), dev)
+        out[f"{backend}_proof"] = proof.reason
+        out[f"{backend}_proof_s"] = proof_s
+    first, _ = timed(lambda: steerer.generate(lm, evals, spec, n), dev)
+    warm, tok = timed(lambda: steerer.generate(lm, evals, spec, n), dev, 2)
+    _, again = timed(lambda: steerer.generate(lm, evals, spec, n), dev)
+    out.update({f"{backend}_first_s": first, f"{backend}_warm_s": warm,
+                f"{backend}_vs_eager": first_divergence(tok, eager_tokens),
+                f"{backend}_rerun": first_divergence(tok, again)})
+    return out
+
+
 def first_divergence(a: torch.Tensor, b: torch.Tensor) -> str:
+    if a.shape != b.shape:
+        width = min(a.shape[1], b.shape[1])
+        a, b = a[:, :width], b[:, :width]
     diff = (a != b).nonzero()
     if not len(diff):
         return "none"
@@ -128,26 +141,40 @@ def one_at_a_time(lm, ps, spec, n, dev, k) -> dict:
     return {"one_at_a_time_measured": k, "one_at_a_time_30_s": total / k * len(ps.eval)}
 
 
-def static_rows(lm, evals, spec, n, dev, dynamic_tokens) -> dict:
-    first, (tok1, calls1) = timed(lambda: static_generate(lm, evals, spec, n), dev)
-    warm, (tok2, calls2) = timed(lambda: static_generate(lm, evals, spec, n), dev)
-    expected = tok2.shape[1] * len(spec.layers)
-    return {"static_first_s": first, "static_warm_s": warm, "static_hook_calls": calls2,
-            "static_hook_calls_expected": expected, "static_fires": calls2 == expected,
-            "static_equals_dynamic": torch.equal(tok2, dynamic_tokens)}
+# Measured before the compiled path (one H200, bf16, torch 2.11, transformers 5.17), for the side-by-side table.
+BEFORE = {
+    "qwen-7b-shape": {"cycle_s": 7.6, "cycle_det_s": 15.0, "gen_hooks_s": 7.6, "gen_nnsight_s": 8.7,
+                      "gen_pyvene_s": 7.8, "extract_hooks_ratio": 0.68, "extract_nnsight_ratio": 0.50,
+                      "extract_pyvene_ratio": 0.88, "peak_mem_gib": 15.9},
+    "gemma-9b-shape": {"cycle_s": 18.3, "gen_hooks_s": 18.3, "gen_nnsight_s": 16.3, "gen_pyvene_s": 15.8,
+                       "extract_hooks_ratio": 0.42, "extract_nnsight_ratio": 0.46, "extract_pyvene_ratio": 1.18,
+                       "peak_mem_gib": 34.7},
+}
+TARGETS = {"qwen-7b-shape": {"cycle_s": 4.0}, "gemma-9b-shape": {"cycle_s": 8.0}}
+SIDE_BY_SIDE = ("cycle_s", "cycle_eager_s", "cycle_over_floor", "decode_floor_s", "gen_hooks_s", "cudagraphs_warm_s",
+                "cudagraphs_first_s", "cudagraphs_proof_s", "gen_nnsight_s", "gen_pyvene_s", "extract_hooks_ratio",
+                "extract_nnsight_ratio", "extract_pyvene_ratio", "peak_mem_gib")
 
 
 def markdown(rows: list[dict], args, projected: float) -> str:
-    head = (f"## {dt.date.today()} — {device_name(args.device)}, {args.dtype}, "
-            f"{'deterministic' if args.deterministic else 'default'} mode\n\n"
+    mode = "deterministic" if args.deterministic else "default"
+    head = (f"## {dt.date.today()} — {device_name(args.device)}, {args.dtype}, {mode} mode\n\n"
             f"versions: {versions()}; commit {git_commit()['commit']}\n\n")
-    keys = sorted({k for r in rows for k in r} - {"model"})
-    lines = ["| metric | " + " | ".join(r["model"] for r in rows) + " |",
-             "|---|" + "---|" * len(rows)]
-    for k in keys:
-        lines.append(f"| {k} | " + " | ".join(_fmt(r.get(k)) for r in rows) + " |")
+    side = ["| metric | " + " | ".join(f"{r['model']} before | {r['model']} now" for r in rows) + " |",
+            "|---|" + "---|---|" * len(rows)]
+    for k in SIDE_BY_SIDE:
+        cells = []
+        for r in rows:
+            old = BEFORE.get(r["model"], {}).get("cycle_det_s" if (k == "cycle_s" and args.deterministic) else k)
+            target = TARGETS.get(r["model"], {}).get(k)
+            now = _fmt(r.get(k)) + (f" (target ≤ {target:g})" if target and not args.deterministic else "")
+            cells += [_fmt(old), now]
+        side.append(f"| {k} | " + " | ".join(cells) + " |")
+    keys = sorted({k for r in rows for k in r} - {"model"} - set(SIDE_BY_SIDE))
+    rest = ["| metric | " + " | ".join(r["model"] for r in rows) + " |", "|---|" + "---|" * len(rows)]
+    rest += [f"| {k} | " + " | ".join(_fmt(r.get(k)) for r in rows) + " |" for k in keys]
     tail = f"\n\nprojected 2 × 3 × 5 study (sum of 15 cycles per model): {projected:.1f} s\n\n"
-    return head + "\n".join(lines) + tail
+    return head + "\n".join(side) + "\n\n" + "\n".join(rest) + tail
 
 
 def _fmt(v) -> str:
@@ -160,8 +187,9 @@ def main() -> None:
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--dtype", default="bfloat16")
     ap.add_argument("--max-new-tokens", type=int, default=256)
-    ap.add_argument("--one-at-a-time", type=int, default=3, help="prompts timed one by one (extrapolated)")
-    ap.add_argument("--static", action="store_true", help="also time the static KV cache and check firing")
+    ap.add_argument("--one-at-a-time", type=int, default=0, help="prompts timed one by one (extrapolated)")
+    ap.add_argument("--inductor", action="store_true", help="also time inductor's reduce-overhead compilation")
+    ap.add_argument("--bandwidth", type=float, default=4.8e12, help="HBM bytes/s for the decode floor (H200)")
     ap.add_argument("--deterministic", action="store_true")
     ap.add_argument("--attn", default=None, help="attention implementation (eager under --deterministic)")
     ap.add_argument("--out", default="benchmarks/RESULTS.md")
