@@ -37,6 +37,15 @@ class Extractor(Protocol):
         ...
 
 
+def last_logits_only(lm: LoadedModel) -> dict[str, int]:
+    """`logits_to_keep=1` where the model takes it: a tool that cannot stop after layer L (pyvene) then skips
+    the vocabulary projection of every position but the last (Gemma2: 256k × positions). Layer outputs
+    are unchanged: the projection comes after the last decoder layer."""
+    import inspect
+
+    return {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(lm.model.forward).parameters else {}
+
+
 def unwrap(output: object) -> torch.Tensor:
     """Decoder layers return a Tensor in transformers 5 (Qwen2 since 4.54) and a tuple before."""
     return output if isinstance(output, torch.Tensor) else output[0]  # type: ignore[index]

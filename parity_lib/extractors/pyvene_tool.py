@@ -13,7 +13,7 @@ import torch
 
 from ..batching import Batch
 from ..models import LoadedModel
-from .base import Activations, finish, unwrap
+from .base import Activations, finish, last_logits_only, unwrap
 
 
 def restore_model_state(lm: LoadedModel, requires_grad: dict[str, bool]) -> None:
@@ -48,7 +48,7 @@ class PyveneExtractor:
         before = {n: p.requires_grad for n, p in lm.model.named_parameters()}
         try:
             with torch.no_grad():
-                (_, collected), _ = model(base={**batch.model_inputs(), "use_cache": False},
+                (_, collected), _ = model(base={**batch.model_inputs(), "use_cache": False, **last_logits_only(lm)},
                                           unit_locations=None)
         finally:
             restore_model_state(lm, before)
