@@ -39,7 +39,7 @@ class StudySettings:
     gen_batch_size: int = 0  # 0 = all evaluation prompts in one batch
     n_eval: int = 0  # 0 = all evaluation prompts
     multiplier: float | None = None  # None = the model spec's multiplier for the scope
-    generation: str = "auto"  # the reference steerer's generation: auto | eager | compiled (steering/compiled.py)
+    generation: str = "eager"  # the reference steerer's generation: eager | compiled (steering/compiled.py)
 
     def __post_init__(self) -> None:
         if self.scope not in SCOPES:

@@ -67,10 +67,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--parity-max-new-tokens", type=int, default=256, help="generation length (default: %(default)s)")
     g.addoption("--parity-gen-batch-size", type=int, default=0, help="prompts per generate call; 0 = all")
     g.addoption("--parity-n-eval", type=int, default=0, help="use only the first N eval prompts; 0 = all")
-    g.addoption("--parity-generation", default="auto", choices=["auto", "eager", "compiled"],
-                help="the reference steerer's generation: compiled = static cache + compiled decode step (CUDA "
-                     "graphs on a GPU), used only once the firing map proves it under that path; auto = compiled "
-                     "on CUDA, eager elsewhere (default: %(default)s)")
+    g.addoption("--parity-generation", default="eager", choices=["eager", "compiled"],
+                help="the reference steerer's generation: compiled = static cache + compiled decode step "
+                     "(inductor, CUDA graphs on a GPU), used only once the firing map proves it under that path, "
+                     "else eager with the reason in the report (default: %(default)s)")
     g.addoption("--parity-fresh", action="store_true", help="recompute cycles even when a result file matches")
     g.addoption("--parity-override-gate", action="store_true",
                 help="run the study although the preflight checklist failed (investigating a divergence)")

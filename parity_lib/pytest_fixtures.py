@@ -133,7 +133,8 @@ def cycle(store, loaded_model, gate_open, baseline, tool_name: str, repeat: int,
         raise
     run.record_cycle({**fact, "status": "ok", "computed": computed})
     rates = record["rates"]
+    took = (record.get("timings") or {}).get("total_s", time.perf_counter() - started)  # maybe computed earlier
     run.progress(f"{name}/{tool_name}/r{repeat}: refusal {rates['refusal']:.0%} garbled {rates['garbled']:.0%} "
-                 f"normal {rates['normal']:.0%}, {time.perf_counter() - started:.1f}s "
-                 f"({'computed' if computed else 'reused from ' + fact['path']})")
+                 f"normal {rates['normal']:.0%}, "
+                 + (f"computed in {took:.1f}s" if computed else f"reused from {fact['path']}"))
     return record

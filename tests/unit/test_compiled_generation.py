@@ -40,7 +40,8 @@ def test_compiled_path_is_proven_and_equals_eager(tiny, dtype):
     # steering is data: another multiplier and the unsteered run through the same capture, token for token
     for other in (SteeringSpec.build(-spec.unit, 16, lm.n_layers, 3.0, "target"),
                   SteeringSpec((), 0.0, torch.zeros(lm.hidden_size, dtype=torch.float64), "target")):
-        assert torch.equal(steerer.generate(lm, batch, other, TOKENS), HooksSteerer().generate(lm, batch, other, TOKENS))
+        eager = HooksSteerer().generate(lm, batch, other, TOKENS)
+        assert torch.equal(steerer.generate(lm, batch, other, TOKENS), eager)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
@@ -64,8 +65,8 @@ def test_unproven_path_falls_back_to_eager_and_says_why(tiny):
     assert how["tried"] and how["path"].startswith("eager") and "firing map" in how["proof"]
 
 
-def test_auto_is_eager_off_the_gpu(tiny):
+def test_eager_is_the_default_and_says_so(tiny):
     lm = tiny("qwen2-tiny")
     spec, batch = setup(lm)
-    steerer, how = reference_generation(lm, batch, spec, TOKENS, "auto")
-    assert type(steerer) is HooksSteerer and not how["tried"]
+    steerer, how = reference_generation(lm, batch, spec, TOKENS, "eager")
+    assert type(steerer) is HooksSteerer and not how["tried"] and "eager" in how["path"]

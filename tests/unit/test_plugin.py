@@ -87,7 +87,7 @@ def test_progress_line_per_cycle_without_dash_s(small_study):
     where, done = small_study
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "parity: qwen2-organism/hooks/r1: refusal" in done.stdout, done.stdout[-3000:]
-    assert "(computed)" in done.stdout
+    assert "computed in " in done.stdout
     assert "parity: qwen2-organism: gate open" in done.stdout
 
 
