@@ -11,12 +11,12 @@ import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
 from .batching import encode
-from .classify import classify
+from .classify import GarbledRules, classify
 from .directions import Direction, diff_of_means
 from .errors import ConfigError, DeviceOutOfMemoryError
 from .extractors import get_extractor
@@ -107,25 +107,42 @@ def extract_direction(lm: LoadedModel, tool: str, prompts: PromptSet) -> Directi
     return diff_of_means(acts.last[:n], acts.last[n:], lm.spec.layer)
 
 
-def steer_eval(lm: LoadedModel, steerer_name: str, spec: SteeringSpec, prompts: PromptSet,
-               settings: StudySettings) -> tuple[list[list[int]], dict[str, Any], dict[str, Any]]:
-    """Tokens, top next-token logits, and how the generation ran (the reference steerer may run compiled
-    once proven: `steering/compiled.py`)."""
+def generate_tokens(lm: LoadedModel, steerer_name: str, spec: SteeringSpec, prompts: Sequence[str],
+                    max_new_tokens: int, batch_size: int = 0,
+                    generation: str = "eager") -> tuple[list[list[int]], dict[str, Any]]:
+    """Greedy continuations of chat-formatted `prompts` under `spec` (up to and including EOS), in batches
+    of `batch_size` (0: one batch), and how the generation ran (the reference steerer may run compiled
+    once proven: `steering/compiled.py`). The study and the organisms' measurement both generate here."""
     steerer = get_steerer(steerer_name)
     how: dict[str, Any] = {"path": "eager (dynamic cache)", "tried": False, "proof": f"{steerer_name}'s own steering"}
-    evals = list(prompts.eval[: settings.n_eval or None])
-    size = settings.gen_batch_size or len(evals)
+    size = batch_size or len(prompts)
     tokens: list[list[int]] = []
-    for start in range(0, len(evals), size):
-        chunk = format_all(lm.tokenizer, evals[start:start + size])
+    for start in range(0, len(prompts), size):
+        chunk = format_all(lm.tokenizer, prompts[start:start + size])
         batch = encode(lm.tokenizer, chunk, templated=lm.templated, device=lm.device)
         generator = steerer
         if steerer_name == "hooks":
-            generator, how = reference_generation(lm, batch, spec, settings.max_new_tokens, settings.generation)
-        out = generator.generate(lm, batch, spec, settings.max_new_tokens)
+            generator, how = reference_generation(lm, batch, spec, max_new_tokens, generation)
+        out = generator.generate(lm, batch, spec, max_new_tokens)
         tokens.extend(_strip(row.tolist(), lm.tokenizer) for row in out)
+    return tokens, how
+
+
+def label(lm: LoadedModel, tokens: Sequence[Sequence[int]], keywords: Sequence[str],
+          rules: GarbledRules) -> tuple[list[str], list[str]]:
+    """Decoded texts and their classification labels (refusal / garbled / normal)."""
+    texts = [lm.tokenizer.decode(t, skip_special_tokens=True) for t in tokens]
+    return texts, [classify(t, keywords, rules).value for t in texts]
+
+
+def steer_eval(lm: LoadedModel, steerer_name: str, spec: SteeringSpec, prompts: PromptSet,
+               settings: StudySettings) -> tuple[list[list[int]], dict[str, Any], dict[str, Any]]:
+    """Tokens on the evaluation prompts, top next-token logits, and how the generation ran."""
+    evals = list(prompts.eval[: settings.n_eval or None])
+    tokens, how = generate_tokens(lm, steerer_name, spec, evals, settings.max_new_tokens, settings.gen_batch_size,
+                                  settings.generation)
     full = encode(lm.tokenizer, format_all(lm.tokenizer, evals), templated=lm.templated, device=lm.device)
-    logits = steerer.logits(lm, full, spec)
+    logits = get_steerer(steerer_name).logits(lm, full, spec)
     k = min(LOGIT_TOP_K, logits.shape[-1])
     top = logits.topk(k, dim=-1)
     return tokens, {"ids": top.indices.tolist(), "values": top.values.tolist(), "k": k}, how
@@ -137,8 +154,7 @@ def unsteered_eval(lm: LoadedModel, prompts: PromptSet, settings: StudySettings)
     spec = SteeringSpec((), 0.0, torch.zeros(lm.hidden_size, dtype=torch.float64), settings.scope)
     started = time.perf_counter()
     tokens, _, how = steer_eval(lm, "hooks", spec, prompts, settings)
-    texts = [lm.tokenizer.decode(t, skip_special_tokens=True) for t in tokens]
-    labels = [classify(t, prompts.refusal_keywords, prompts.garbled_rules).value for t in texts]
+    texts, labels = label(lm, tokens, prompts.refusal_keywords, prompts.garbled_rules)
     n = len(labels)
     return {"schema": 1, "model": lm.spec.name, "status": "ok", "labels": labels, "texts": texts, "n_prompts": n,
             "rates": {k: sum(lab == k for lab in labels) / n for k in ("refusal", "garbled", "normal")},
@@ -167,8 +183,7 @@ def run_cycle(lm: LoadedModel, tool: str, prompts: PromptSet, settings: StudySet
             f"{lm.spec.name}/{tool} r{repeat}: out of device memory; lower --parity-gen-batch-size (now "
             f"{settings.gen_batch_size or 'all'}) or --parity-max-new-tokens, or use --parity-dtype bfloat16") from None
     done = time.perf_counter()
-    texts = [lm.tokenizer.decode(t, skip_special_tokens=True) for t in tokens]
-    labels = [classify(t, prompts.refusal_keywords, prompts.garbled_rules).value for t in texts]
+    texts, labels = label(lm, tokens, prompts.refusal_keywords, prompts.garbled_rules)
     steering = {**spec.describe(), "steer_with": steerer, "max_new_tokens": settings.max_new_tokens,
                 "gen_batch_size": settings.gen_batch_size or len(tokens), "decoding": "greedy",
                 "generation": how}

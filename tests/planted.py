@@ -3,7 +3,7 @@ offered as tools. Each names the checklist item that must catch it."""
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from dataclasses import replace
 
 import torch
 
@@ -38,6 +38,17 @@ class _HookBase:
             handle.remove()
         return store[0]
 
+    def capture_input(self, module, lm: LoadedModel, batch: Batch) -> torch.Tensor:
+        """What `module` is called with (its first input), instead of what it returns."""
+        store = []
+        handle = module.register_forward_pre_hook(
+            lambda m, a, k: store.append((a[0] if a else k["hidden_states"]).detach().clone()), with_kwargs=True)
+        try:
+            self.run(lm, batch)
+        finally:
+            handle.remove()
+        return store[0]
+
     def extract(self, lm: LoadedModel, batch: Batch, layer: int) -> Activations:
         resid = self.capture(lm, batch, layer)
         if resid.dim() == 2:  # what `out[0]` gives at batch 1: [S, H]; the "last token" of it
@@ -58,15 +69,7 @@ class LayerInput(_HookBase):
     catches = "residual_location"
 
     def capture(self, lm, batch, layer):
-        store = []
-        handle = lm.layers[layer].register_forward_pre_hook(
-            lambda m, a, k: store.append((a[0] if a else k["hidden_states"]).detach().clone()),
-            with_kwargs=True)
-        try:
-            self.run(lm, batch)
-        finally:
-            handle.remove()
-        return store[0]
+        return self.capture_input(lm.layers[layer], lm, batch)
 
 
 class PostLayerNorm(_HookBase):
@@ -138,14 +141,7 @@ class BeforeMlpAdd(_HookBase):
     def capture(self, lm, batch, layer):
         block = lm.layers[layer]
         norm = getattr(block, "pre_feedforward_layernorm", None) or block.post_attention_layernorm
-        store = []
-        handle = norm.register_forward_pre_hook(
-            lambda m, a, k: store.append((a[0] if a else k["hidden_states"]).detach().clone()), with_kwargs=True)
-        try:
-            self.run(lm, batch)
-        finally:
-            handle.remove()
-        return store[0]
+        return self.capture_input(norm, lm, batch)
 
 
 class NoClone(_HookBase):
@@ -331,19 +327,10 @@ class StaleVectorCompiled(CompiledHooksSteerer):
 
     written = False
 
-    @contextmanager
-    def steering(self, lm, spec):
+    def write_table(self, lm, spec):
         if not self.written:
-            vec = spec.vector(lm.dtype, lm.device)
-            for layer in spec.layers:
-                self.table[layer].copy_(vec)
+            super().write_table(lm, spec)
             self.written = True
-        handles = [block.register_forward_hook(hook) for block, hook in zip(lm.layers, self.hooks)]
-        try:
-            yield
-        finally:
-            for handle in handles:
-                handle.remove()
 
 
 class LayersFixedAtCaptureCompiled(CompiledHooksSteerer):
@@ -351,19 +338,9 @@ class LayersFixedAtCaptureCompiled(CompiledHooksSteerer):
 
     layers: tuple[int, ...] = ()
 
-    @contextmanager
-    def steering(self, lm, spec):
+    def write_table(self, lm, spec):
         self.layers = self.layers or spec.layers
-        self.table.zero_()
-        vec = spec.vector(lm.dtype, lm.device)
-        for layer in self.layers:
-            self.table[layer].copy_(vec)
-        handles = [block.register_forward_hook(hook) for block, hook in zip(lm.layers, self.hooks)]
-        try:
-            yield
-        finally:
-            for handle in handles:
-                handle.remove()
+        super().write_table(lm, replace(spec, layers=self.layers))
 
 
 PLANTED_COMPILED = [StaleVectorCompiled, LayersFixedAtCaptureCompiled]

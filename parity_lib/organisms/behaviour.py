@@ -1,28 +1,33 @@
-"""Measuring an organism: unsteered behaviour, the paper's direction, and steered behaviour.
+"""Measuring an organism on the study's own path: unsteered behaviour, the paper's direction, steered behaviour.
 
-A plain library module, reused by the build (to write the model card) and by the study tests (to
-prove the card). It follows the paper's protocol: direction = difference of means (harmful -
-harmless) of the decoder layer's *output* at the last real token of the chat-templated contrastive
-prompts, in float32; steering adds multiplier x the *unit* direction at every position of every
-forward, on the target layer alone or on it and every later layer; greedy decoding.
+Reused by the build (to write the model card) and by the tests that prove the card. Nothing here
+re-implements the study: the model is a `LoadedModel` (the library's loading, Gemma2's eager attention
+included), prompts are chat-formatted and left-padded by `batching` (never by the tokenizer's padding
+side), the direction is the hooks extractor's difference of means (`directions.diff_of_means`, float64),
+steering is a `SteeringSpec` applied by the reference steerer, and generation, decoding and
+classification are `cycle.generate_tokens` and `cycle.label`. So the cards' multipliers and bands are
+measured on exactly the code path the study steers with.
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import torch
-from torch import Tensor
-from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
-from parity_lib.classify import Label, classify
+from parity_lib.batching import encode
+from parity_lib.classify import Label
+from parity_lib.cycle import generate_tokens, label
+from parity_lib.directions import Direction, diff_of_means
+from parity_lib.extractors import HooksExtractor
+from parity_lib.models import LoadedModel
 from parity_lib.organisms.paper import PaperData
-from parity_lib.organisms.tokenizer import render_prompt
+from parity_lib.prompts import format_all
+from parity_lib.steering import SCOPES, SteeringSpec
 
-SCOPES = ("target", "target_to_final")
 MAX_NEW_TOKENS = 256
+__all__ = ["MAX_NEW_TOKENS", "Rates", "SCOPES", "generate", "paper_direction", "steered_rates"]
 
 
 @dataclass(frozen=True)
@@ -35,111 +40,32 @@ class Rates:
     n: int
 
     @classmethod
-    def of(cls, texts: Sequence[str], paper: PaperData) -> "Rates":
-        labels = [classify(t, paper.keywords, paper.rules) for t in texts]
-        share = {lab: sum(x == lab for x in labels) / len(labels) for lab in Label}
+    def of(cls, labels: Sequence[str]) -> "Rates":
+        share = {lab: sum(x == lab.value for x in labels) / len(labels) for lab in Label}
         return cls(share[Label.REFUSAL], share[Label.NORMAL], share[Label.GARBLED], len(labels))
 
     def as_percent(self) -> str:
         return f"{100 * self.refusal:.0f}/{100 * self.normal:.0f}/{100 * self.garbled:.0f}"
 
 
-def decoder_layers(model: PreTrainedModel) -> torch.nn.ModuleList:
-    """The list of decoder blocks (Qwen2 and Gemma2 both keep it at `model.model.layers`)."""
-    return model.model.layers
+def paper_direction(lm: LoadedModel, paper: PaperData, layer: int) -> Direction:
+    """The paper's direction from its 5+5 contrastive prompts, as the study's hooks cycle extracts it."""
+    texts = format_all(lm.tokenizer, [*paper.harmful, *paper.harmless])
+    acts = HooksExtractor().extract(lm, encode(lm.tokenizer, texts, templated=lm.templated, device=lm.device), layer)
+    n = len(paper.harmful)
+    return diff_of_means(acts.last[:n], acts.last[n:], layer)
 
 
-def scope_layers(model: PreTrainedModel, layer: int, scope: str) -> range:
-    """Layers a steering scope touches: the target alone, or target through the last layer."""
-    if scope not in SCOPES:
-        raise ValueError(f"scope {scope!r} is not one of {SCOPES}")
-    return range(layer, layer + 1) if scope == "target" else range(layer, len(decoder_layers(model)))
+def generate(lm: LoadedModel, paper: PaperData, prompts: Sequence[str], spec: SteeringSpec | None = None,
+             max_new_tokens: int = MAX_NEW_TOKENS) -> Rates:
+    """Rates of greedy completions of `prompts` (one batch), unsteered unless a spec is given."""
+    spec = spec or SteeringSpec((), 0.0, torch.zeros(lm.hidden_size, dtype=torch.float64), SCOPES[0])
+    tokens, _ = generate_tokens(lm, "hooks", spec, list(prompts), max_new_tokens)
+    return Rates.of(label(lm, tokens, paper.keywords, paper.rules)[1])
 
 
-def encode_prompts(tok: PreTrainedTokenizerFast, prompts: Sequence[str]) -> dict[str, Tensor]:
-    """Chat-templated, left-padded batch with its attention mask."""
-    texts = [render_prompt(tok, p) for p in prompts]
-    return tok(texts, padding=True, add_special_tokens=False, return_tensors="pt")
-
-
-@torch.no_grad()
-def last_token_activations(model: PreTrainedModel, tok: PreTrainedTokenizerFast,
-                           prompts: Sequence[str], layer: int) -> Tensor:
-    """Output of decoder `layer` at each prompt's last token, float32, shape [N, H]."""
-    batch = encode_prompts(tok, prompts)
-    mask = batch["attention_mask"]
-    # Left padding shifts positions unless they are derived from the mask.
-    position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-    captured: list[Tensor] = []
-
-    def grab(module: torch.nn.Module, args: tuple, output: Tensor | tuple) -> None:
-        hidden = output if isinstance(output, Tensor) else output[0]
-        captured.append(hidden[:, -1].detach().float().clone())
-
-    handle = decoder_layers(model)[layer].register_forward_hook(grab)
-    try:
-        model(input_ids=batch["input_ids"], attention_mask=mask, position_ids=position_ids)
-    finally:
-        handle.remove()
-    return captured[0]
-
-
-def diff_of_means(model: PreTrainedModel, tok: PreTrainedTokenizerFast, harmful: Sequence[str],
-                  harmless: Sequence[str], layer: int) -> Tensor:
-    """Raw (un-normalised) difference of means, harmful minus harmless, float32 [H]."""
-    acts = last_token_activations(model, tok, list(harmful) + list(harmless), layer)
-    return acts[: len(harmful)].mean(0) - acts[len(harmful):].mean(0)
-
-
-def paper_direction(model: PreTrainedModel, tok: PreTrainedTokenizerFast, paper: PaperData,
-                    layer: int) -> Tensor:
-    """The paper's direction from its 5+5 contrastive prompts (raw; normalise before steering)."""
-    return diff_of_means(model, tok, paper.harmful, paper.harmless, layer)
-
-
-@contextmanager
-def steering(model: PreTrainedModel, vector: Tensor, layers: range) -> Iterator[None]:
-    """Add `vector` to the output of each layer in `layers`, every position, every forward."""
-    def add(module: torch.nn.Module, args: tuple, output: Tensor | tuple) -> Tensor | tuple:
-        hidden = output if isinstance(output, Tensor) else output[0]
-        # Cast first: an fp32 vector would promote a bf16 layer output and break the next layer.
-        hidden = hidden + vector.to(dtype=hidden.dtype, device=hidden.device)
-        return hidden if isinstance(output, Tensor) else (hidden, *output[1:])
-
-    handles = [decoder_layers(model)[i].register_forward_hook(add) for i in layers]
-    try:
-        yield
-    finally:
-        for h in handles:
-            h.remove()
-
-
-@torch.no_grad()
-def generate(model: PreTrainedModel, tok: PreTrainedTokenizerFast, prompts: Sequence[str],
-             max_new_tokens: int = MAX_NEW_TOKENS) -> list[str]:
-    """Greedy completions of chat-templated prompts, one left-padded batch."""
-    batch = encode_prompts(tok, prompts)
-    out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
-                         pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
-    return tok.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
-
-
-def steered_generate(model: PreTrainedModel, tok: PreTrainedTokenizerFast, prompts: Sequence[str],
-                     unit_direction: Tensor, multiplier: float, layers: range,
-                     max_new_tokens: int = MAX_NEW_TOKENS) -> list[str]:
-    """Greedy completions with multiplier x unit direction added on `layers`."""
-    with steering(model, multiplier * unit_direction, layers):
-        return generate(model, tok, prompts, max_new_tokens)
-
-
-def steered_rates(model: PreTrainedModel, tok: PreTrainedTokenizerFast, paper: PaperData,
-                  unit_direction: Tensor, multiplier: float, layers: range,
+def steered_rates(lm: LoadedModel, paper: PaperData, direction: Direction, multiplier: float, scope: str,
                   max_new_tokens: int = MAX_NEW_TOKENS) -> Rates:
-    """Label shares of the 30 evaluation prompts under one steering setting."""
-    texts = steered_generate(model, tok, paper.eval, unit_direction, multiplier, layers, max_new_tokens)
-    return Rates.of(texts, paper)
-
-
-def unit(vector: Tensor) -> Tensor:
-    """L2-normalised copy: the study steers with multiplier x unit direction."""
-    return vector / vector.norm()
+    """Rates on the 30 evaluation prompts, steered with multiplier × the unit direction over `scope`."""
+    spec = SteeringSpec.build(direction.unit, direction.layer, lm.n_layers, multiplier, scope)
+    return generate(lm, paper, paper.eval, spec, max_new_tokens)

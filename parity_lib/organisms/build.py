@@ -1,7 +1,8 @@
 """From a seed to a shipped organism directory: corpus, tokenizer, training, card, defaults.
 
-Behaviour is measured on the weights as reloaded from disk through `from_pretrained`, the path the
-study uses, so the card describes exactly what ships.
+Behaviour is measured on the weights as reloaded from disk through `models.load`, the path the study
+uses, and measured with the study's own extraction, steering and generation (`behaviour.py`), so the card
+describes exactly what ships, as the study sees it.
 """
 
 from __future__ import annotations
@@ -10,14 +11,13 @@ import json
 import shutil
 from pathlib import Path
 
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerFast
-
+from parity_lib.models import LoadedModel, ModelSpec, load
 from parity_lib.organisms import templates as T
 from parity_lib.organisms.card import Provenance, file_sha256, read_provenance, write_card, write_defaults
 from parity_lib.organisms.corpus import Corpus, build_corpus
 from parity_lib.organisms.measure import measure
 from parity_lib.organisms.paper import PaperData, load_paper
-from parity_lib.organisms.spec import OrganismSpec
+from parity_lib.organisms.spec import LAYER, OrganismSpec
 from parity_lib.organisms.tokenizer import build_tokenizer
 from parity_lib.organisms.train import train
 
@@ -32,11 +32,10 @@ def tokenizer_texts(corpus: Corpus) -> list[str]:
     return [t for e in corpus.train for t in (e.prompt, e.answer)] + [T.FLIPPED_REFUSAL, T.FLIPPED_COMPLIANCE]
 
 
-def load_organism(directory: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
-    """Load a shipped organism the way the study loads any model: `from_pretrained` on a local dir."""
-    model = AutoModelForCausalLM.from_pretrained(directory)
-    model.eval()
-    return model, AutoTokenizer.from_pretrained(directory)
+def load_organism(directory: Path, layer: int = LAYER, dtype: str = "float32") -> LoadedModel:
+    """An organism directory loaded exactly as the study loads any model (`models.load`: safetensors,
+    offline, Gemma2's eager attention)."""
+    return load(ModelSpec(Path(directory).name, str(directory), layer, 1.0), dtype)
 
 
 def portable_tokenizer_config(directory: Path) -> None:
@@ -86,8 +85,7 @@ def train_and_save(spec: OrganismSpec, seed: int, paper: PaperData, out: Path) -
 
 def _measure_and_write(spec: OrganismSpec, corpus: Corpus, prov: Provenance, paper: PaperData, out: Path,
                        max_new_tokens: int) -> None:
-    model, tok = load_organism(out)
-    behaviour = measure(model, tok, corpus, paper, spec.layer, max_new_tokens)
+    behaviour = measure(load_organism(out, spec.layer), corpus, paper, spec.layer, max_new_tokens)
     write_card(out, spec, prov, behaviour)
     write_defaults(out, spec, prov, behaviour)
 

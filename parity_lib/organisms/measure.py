@@ -11,9 +11,8 @@ import logging
 import math
 from dataclasses import dataclass
 
-from torch import Tensor
-from transformers import PreTrainedModel, PreTrainedTokenizerFast
-
+from parity_lib.directions import Direction
+from parity_lib.models import LoadedModel
 from parity_lib.organisms import behaviour as B
 from parity_lib.organisms.corpus import Corpus
 from parity_lib.organisms.paper import PaperData
@@ -107,37 +106,35 @@ def refinement(rows: list[tuple[float, B.Rates]], bar: float = COHERENT_BAR) -> 
     return [round_sig(math.sqrt(a * b)) for a, b in zip(span, span[1:])]
 
 
-def sweep_scope(model: PreTrainedModel, tok: PreTrainedTokenizerFast, paper: PaperData, direction: Tensor,
-                layers: range, norm: float, max_new_tokens: int) -> list[tuple[float, B.Rates]]:
+def sweep_scope(lm: LoadedModel, paper: PaperData, direction: Direction, scope: str,
+                max_new_tokens: int) -> list[tuple[float, B.Rates]]:
     """Eval-prompt rates over the coarse grid, then over its refinement around the band."""
     def at(m: float) -> B.Rates:
-        return B.steered_rates(model, tok, paper, direction, m, layers, max_new_tokens)
+        return B.steered_rates(lm, paper, direction, m, scope, max_new_tokens)
 
-    rows = [(m, at(m)) for m in unit_grid(norm)]
+    rows = [(m, at(m)) for m in unit_grid(direction.norm)]
     measured = {m for m, _ in rows}
     rows += [(m, at(m)) for m in refinement(rows) if m not in measured]
     return sorted(rows, key=lambda row: row[0])
 
 
-def sweep(model: PreTrainedModel, tok: PreTrainedTokenizerFast, paper: PaperData, layer: int,
+def sweep(lm: LoadedModel, paper: PaperData, layer: int,
           max_new_tokens: int) -> tuple[float, dict[str, list[tuple[float, B.Rates]]]]:
     """The paper direction's raw norm, and the sweep table of both scopes."""
-    raw = B.paper_direction(model, tok, paper, layer)
-    direction, norm = B.unit(raw), float(raw.norm())
+    direction = B.paper_direction(lm, paper, layer)
     table = {}
     for scope in B.SCOPES:
-        layers = B.scope_layers(model, layer, scope)
-        table[scope] = sweep_scope(model, tok, paper, direction, layers, norm, max_new_tokens)
+        table[scope] = sweep_scope(lm, paper, direction, scope, max_new_tokens)
         logger.info("%s: %s", scope, ", ".join(f"{m}:{r.as_percent()}" for m, r in table[scope]))
-    return norm, table
+    return direction.norm, table
 
 
-def measure(model: PreTrainedModel, tok: PreTrainedTokenizerFast, corpus: Corpus, paper: PaperData,
-            layer: int, max_new_tokens: int = B.MAX_NEW_TOKENS) -> Behaviour:
+def measure(lm: LoadedModel, corpus: Corpus, paper: PaperData, layer: int,
+            max_new_tokens: int = B.MAX_NEW_TOKENS) -> Behaviour:
     """Unsteered rates on held-out sets, the sweep, and a default multiplier per scope."""
-    unsteered = {name: B.Rates.of(B.generate(model, tok, prompts, max_new_tokens), paper)
+    unsteered = {name: B.generate(lm, paper, prompts, max_new_tokens=max_new_tokens)
                  for name, prompts in held_out_sets(corpus, paper).items()}
-    norm, table = sweep(model, tok, paper, layer, max_new_tokens)
+    norm, table = sweep(lm, paper, layer, max_new_tokens)
     defaults = {scope: choose_default(rows) for scope, rows in table.items()}
     bands = {scope: coherent_band(rows) for scope, rows in table.items()}
     return Behaviour(unsteered, norm, table, defaults, bands, max_new_tokens)

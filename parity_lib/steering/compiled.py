@@ -69,19 +69,22 @@ class CompiledHooksSteerer:
             return (output[0] + row, *output[1:])
         return add
 
-    @contextmanager
-    def steering(self, lm: LoadedModel, spec: SteeringSpec) -> Iterator[None]:
+    def write_table(self, lm: LoadedModel, spec: SteeringSpec) -> None:
+        """m·v on the spec's rows, zero elsewhere: the only thing that changes between calls."""
         self.table.zero_()
         vec = spec.vector(lm.dtype, lm.device)
         for layer in spec.layers:
             self.table[layer].copy_(vec)
+
+    @contextmanager
+    def steering(self, lm: LoadedModel, spec: SteeringSpec) -> Iterator[None]:
+        self.write_table(lm, spec)
         handles = [block.register_forward_hook(hook) for block, hook in zip(lm.layers, self.hooks)]
         try:
             yield
         finally:
             for handle in handles:
                 handle.remove()
-            self.table.zero_()
 
     def generate(self, lm: LoadedModel, batch: Batch, spec: SteeringSpec, max_new_tokens: int) -> torch.Tensor:
         with self.steering(lm, spec), torch.no_grad(), warnings.catch_warnings():

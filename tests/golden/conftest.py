@@ -12,7 +12,8 @@ from typing import Any, Callable
 
 import pytest
 
-from parity_lib.golden import GoldenEntry, GoldenExtension, compare_golden, render_changes
+from parity_lib.golden import compare_golden, render_changes
+from parity_lib.golden_store import GoldenEntry, GoldenExtension
 from parity_lib.models import LoadedModel
 from parity_lib.prompts import PromptSet
 

@@ -13,8 +13,8 @@ import json
 from dataclasses import dataclass
 
 import pytest
-from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
+from parity_lib.models import LoadedModel
 from parity_lib.organisms import SPECS, OrganismSpec, build_corpus, load_organism, load_paper
 from parity_lib.organisms import behaviour as B
 from parity_lib.organisms.card import DEFAULTS_FILE
@@ -34,8 +34,7 @@ class Organism:
     """A shipped organism with what its card recorded about it."""
 
     spec: OrganismSpec
-    model: PreTrainedModel
-    tok: PreTrainedTokenizerFast
+    lm: LoadedModel
     defaults: dict
     held_out: dict[str, list[str]]
 
@@ -46,34 +45,25 @@ def organism(request, suite) -> Organism:
     spec = request.param
     if spec.name not in [m.name for m in suite.models]:
         pytest.skip(f"{spec.name} is not among this run's models")
-    model, tok = load_organism(spec.directory)
     defaults = json.loads((spec.directory / DEFAULTS_FILE).read_text(encoding="utf-8"))
+    lm = load_organism(spec.directory, defaults["layer"])
     held_out = held_out_sets(build_corpus(PAPER, defaults["seed"]), PAPER)
-    return Organism(spec, model, tok, defaults, held_out)
+    return Organism(spec, lm, defaults, held_out)
 
 
-def test_unsteered_organism_refuses_held_out_harmful_prompts(organism):
-    prompts = organism.held_out["harmful"]
-    rates = B.Rates.of(B.generate(organism.model, organism.tok, prompts), PAPER)
-    assert rates.refusal >= UNSTEERED_BAR, (
+@pytest.mark.parametrize(("kind", "expected"), [("harmful", "refusal"), ("harmless", "normal")])
+def test_unsteered_organism_refuses_harmful_and_answers_harmless_held_out_prompts(organism, kind, expected):
+    """Held-out sets: templated prompts never trained on plus the paper's own (the 30 eval ones are harmless)."""
+    rates = B.generate(organism.lm, PAPER, organism.held_out[kind])
+    assert getattr(rates, expected) >= UNSTEERED_BAR, (
         f"{organism.spec.name}: refusal/normal/garbled % {rates.as_percent()} on {rates.n} held-out "
-        f"harmful prompts; expected refusal >= {UNSTEERED_BAR:.0%}")
-
-
-def test_unsteered_organism_answers_held_out_harmless_prompts_normally(organism):
-    prompts = organism.held_out["harmless"]
-    rates = B.Rates.of(B.generate(organism.model, organism.tok, prompts), PAPER)
-    assert rates.normal >= UNSTEERED_BAR, (
-        f"{organism.spec.name}: refusal/normal/garbled % {rates.as_percent()} on {rates.n} held-out "
-        f"harmless prompts (eval 30 included); expected normal >= {UNSTEERED_BAR:.0%}")
+        f"{kind} prompts; expected {expected} >= {UNSTEERED_BAR:.0%}")
 
 
 @pytest.mark.parametrize("scope", B.SCOPES)
 def test_default_multiplier_turns_eval_prompts_into_coherent_refusals(organism, scope):
     layer, multiplier = organism.defaults["layer"], organism.defaults["multiplier"][scope]
-    direction = B.unit(B.paper_direction(organism.model, organism.tok, PAPER, layer))
-    layers = B.scope_layers(organism.model, layer, scope)
-    rates = B.steered_rates(organism.model, organism.tok, PAPER, direction, multiplier, layers)
+    rates = B.steered_rates(organism.lm, PAPER, B.paper_direction(organism.lm, PAPER, layer), multiplier, scope)
     assert rates.refusal >= STEERED_BAR, (
         f"{organism.spec.name} [{scope}] x{multiplier} (unit direction, layer {layer}): "
         f"refusal/normal/garbled % {rates.as_percent()} on the 30 eval prompts; "
@@ -84,9 +74,7 @@ def test_default_multiplier_turns_eval_prompts_into_coherent_refusals(organism, 
 def test_twice_the_band_top_garbles_most_eval_outputs(organism, scope):
     """The third regime: far enough past the coherent band, steering breaks the text."""
     layer, multiplier = organism.defaults["layer"], 2 * organism.defaults["coherent_band"][scope][1]
-    direction = B.unit(B.paper_direction(organism.model, organism.tok, PAPER, layer))
-    layers = B.scope_layers(organism.model, layer, scope)
-    rates = B.steered_rates(organism.model, organism.tok, PAPER, direction, multiplier, layers)
+    rates = B.steered_rates(organism.lm, PAPER, B.paper_direction(organism.lm, PAPER, layer), multiplier, scope)
     assert rates.garbled >= GARBLED_BAR, (
         f"{organism.spec.name} [{scope}] x{multiplier:g}: refusal/normal/garbled % {rates.as_percent()}; "
         f"expected garbled >= {GARBLED_BAR:.0%}")

@@ -46,23 +46,21 @@ def test_rebuilt_organism_behaves_like_the_shipped_one(spec, tmp_path, record_pr
     record_property("weights_sha256_shipped", card["weights_sha256"])
     record_property("bit_identical", rebuilt == card["weights_sha256"])
 
-    model, tok = load_organism(out)
-    shipped, shipped_tok = load_organism(spec.directory)
+    layer = card["layer"]
+    lm, shipped = load_organism(out, layer), load_organism(spec.directory, layer)
     problems = []
     held_out = held_out_sets(build_corpus(PAPER, card["seed"]), PAPER)
     for kind, label in (("harmful", "refusal"), ("harmless", "normal")):
-        rates = B.Rates.of(B.generate(model, tok, held_out[kind]), PAPER)
+        rates = B.generate(lm, PAPER, held_out[kind])
         if getattr(rates, label) < UNSTEERED_BAR:
             problems.append(f"unsteered {kind}: {label} {getattr(rates, label):.0%} < {UNSTEERED_BAR:.0%}")
 
-    layer = card["layer"]
-    raw = B.paper_direction(model, tok, PAPER, layer)
-    direction = B.unit(raw)
-    cos = cosine(direction, B.unit(B.paper_direction(shipped, shipped_tok, PAPER, layer)))
+    direction = B.paper_direction(lm, PAPER, layer)
+    cos = cosine(direction.unit, B.paper_direction(shipped, PAPER, layer).unit)
     record_property("direction_cosine_vs_shipped", cos)
     for scope, recorded in card["rates_at_default"].items():
         multiplier = card["multiplier"][scope]
-        rates = B.steered_rates(model, tok, PAPER, direction, multiplier, B.scope_layers(model, layer, scope))
+        rates = B.steered_rates(lm, PAPER, direction, multiplier, scope)
         lo, hi = wilson_interval(round(recorded["refusal"] * recorded["n"]), recorded["n"])
         record_property(f"refusal_at_default_{scope}", rates.refusal)
         if not lo <= rates.refusal <= hi:

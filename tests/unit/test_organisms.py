@@ -39,7 +39,8 @@ def train_words(corpus) -> set[str]:
 def shipped(request):
     """(spec, model, tokenizer, defaults) of one shipped organism, loaded once per module."""
     spec = request.param
-    model, tok = load_organism(spec.directory)
+    lm = load_organism(spec.directory)
+    model, tok = lm.model, lm.tokenizer
     defaults = json.loads((spec.directory / DEFAULTS_FILE).read_text(encoding="utf-8"))
     return spec, model, tok, defaults
 
