@@ -9,6 +9,7 @@ hard stop, per model) and `cycle` (one (model, tool, repeat) record). Each recor
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -115,26 +116,25 @@ def baseline(store, loaded_model, pytestconfig: pytest.Config) -> dict[str, Any]
 @pytest.fixture
 def cycle(store, loaded_model, gate_open, baseline, tool_name: str, repeat: int, pytestconfig: pytest.Config):
     """The cycle's record; its outcome (ok or error) is recorded for the report."""
-    from .results import cycle_path
+    from .results import CycleFact, cycle_path
 
     run = _run(pytestconfig)
     name = loaded_model.spec.name
-    fact = {"model": name, "tool": tool_name, "repeat": repeat,
-            "path": str(cycle_path(store.results_dir, name, tool_name, repeat)),
-            "config_key": store.key(loaded_model, tool_name)}
+    fact = CycleFact(name, tool_name, repeat, str(cycle_path(store.results_dir, name, tool_name, repeat)),
+                     store.key(loaded_model, tool_name))
     run.announce(f"{name}/{tool_name}/r{repeat}: extracting and generating")
     started = time.perf_counter()
     try:
         record, computed = store.ensure(loaded_model, tool_name, repeat)
     except Exception as exc:
-        run.record_cycle({**fact, "status": "error", "error": f"{type(exc).__name__}: {exc}"})
+        run.record_cycle(replace(fact, status="error", error=f"{type(exc).__name__}: {exc}"))
         run.progress(f"{name}/{tool_name}/r{repeat}: ERROR {type(exc).__name__} after "
                      f"{time.perf_counter() - started:.1f}s")
         raise
-    run.record_cycle({**fact, "status": "ok", "computed": computed})
+    run.record_cycle(replace(fact, computed=computed))
     rates = record["rates"]
     took = (record.get("timings") or {}).get("total_s", time.perf_counter() - started)  # maybe computed earlier
     run.progress(f"{name}/{tool_name}/r{repeat}: refusal {rates['refusal']:.0%} garbled {rates['garbled']:.0%} "
                  f"normal {rates['normal']:.0%}, "
-                 + (f"computed in {took:.1f}s" if computed else f"reused from {fact['path']}"))
+                 + (f"computed in {took:.1f}s" if computed else f"reused from {fact.path}"))
     return record

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -122,3 +123,22 @@ def write_cycle(path: Path, record: Mapping[str, Any]) -> None:
         error_path(path).unlink(missing_ok=True)
     else:
         write_json_atomic(error_path(path), record)
+
+
+@dataclass(frozen=True)
+class CycleFact:
+    """What the run knows of one (model, tool, repeat) cycle: where its record is and how it went. The record
+    itself stays in its file (written once by the worker that computed it); the report reads it there."""
+
+    model: str
+    tool: str
+    repeat: int
+    path: str
+    config_key: str
+    status: str = "ok"  # ok | error
+    computed: bool = False  # by this run (False: reused from a matching file)
+    error: str | None = None
+
+    @property
+    def ident(self) -> tuple[str, str, int]:
+        return (self.model, self.tool, self.repeat)

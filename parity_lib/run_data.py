@@ -9,11 +9,13 @@ small pytest plugin of its own: it prints progress lines and collects warnings f
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from .results import CycleFact
 
 if TYPE_CHECKING:
     from .session import Suite
@@ -28,7 +30,7 @@ class ParityRun:
     suite: Suite
     checks: list[dict[str, Any]] = field(default_factory=list)
     models: dict[str, Any] = field(default_factory=dict)
-    cycles: list[dict[str, Any]] = field(default_factory=list)
+    cycles: list[CycleFact] = field(default_factory=list)
     gate: dict[str, Any] = field(default_factory=dict)
     baselines: dict[str, Any] = field(default_factory=dict)
     notes: dict[str, Any] = field(default_factory=dict)  # model -> kind -> key -> measured value
@@ -46,11 +48,11 @@ class ParityRun:
     def record_check(self, model: str, result: Any, test: str) -> None:
         self.checks.append({"model": model, **result.to_dict(), "test": test})
 
-    def record_cycle(self, fact: dict[str, Any]) -> None:
+    def record_cycle(self, fact: CycleFact) -> None:
         self.cycles.append(fact)
 
     def to_json(self) -> str:
-        return json.dumps({"checks": self.checks, "models": self.models, "cycles": self.cycles,
+        return json.dumps({"checks": self.checks, "models": self.models, "cycles": [asdict(c) for c in self.cycles],
                            "gate": self.gate, "baselines": self.baselines, "notes": self.notes,
                            "warnings": self.warnings}, default=str)
 
@@ -58,7 +60,7 @@ class ParityRun:
         theirs = json.loads(raw)
         self.checks.extend(theirs["checks"])
         self.models.update(theirs["models"])
-        self.cycles.extend(theirs["cycles"])
+        self.cycles.extend(CycleFact(**c) for c in theirs["cycles"])
         self.gate.update(theirs["gate"])
         self.baselines.update(theirs["baselines"])
         for model, kinds in theirs["notes"].items():
@@ -160,7 +162,7 @@ class ParityRun:
                  "warnings": sorted(self.warnings.values(), key=lambda w: -w["count"]),
                  "run": {"interrupted": interrupted,
                          "models_expected": [m.name for m in self.suite.models],
-                         "models_with_cycles": sorted({c["model"] for c in self.cycles})}}
+                         "models_with_cycles": sorted({c.model for c in self.cycles})}}
         return write_outcome(Path(config.getoption("--parity-reports-dir")), self.cycles, per_tool,
                              self.suite.tools, self.suite.provenance(), total_s, extra)
 

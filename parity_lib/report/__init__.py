@@ -1,6 +1,6 @@
 """Report writers: the JSON report dict, its Markdown rendering, and PNG figures."""
 
-from parity_lib.report.json_report import PROTOCOL_BUDGET, build_report, dumps_report, write_atomic
+from parity_lib.report.json_report import PROTOCOL_BUDGET, build_report, dumps_report
 from parity_lib.report.markdown import render_markdown
 from parity_lib.report.plots import closeness_plot, rate_bars, to_data_uri
 
@@ -12,5 +12,4 @@ __all__ = [
     "rate_bars",
     "render_markdown",
     "to_data_uri",
-    "write_atomic",
 ]

@@ -12,7 +12,6 @@ from typing import Any, Mapping, Sequence
 from parity_lib import outcome
 from parity_lib.metrics import ModelSummary, jsonable
 from parity_lib.outcome import Decision
-from parity_lib.results import write_text_atomic as write_atomic  # noqa: F401  (one writer)
 
 SCHEMA = 1
 # PROTOCOL Section F, on an A10G: 15 min/cycle for Qwen 7B, 20 for Gemma 9B, 9.75 GPU-hours in all

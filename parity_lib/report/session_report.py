@@ -13,8 +13,8 @@ from typing import Any, Mapping, Sequence
 from ..headline import headline, next_step
 from ..metrics import summarize_model
 from ..outcome import Decision, decide
-from ..results import error_path, read_json
-from .json_report import build_report, dumps_report, write_atomic
+from ..results import CycleFact, error_path, read_json, write_text_atomic
+from .json_report import build_report, dumps_report
 from .markdown import render_markdown
 from .plots import closeness_plot, rate_bars, to_data_uri
 
@@ -60,31 +60,31 @@ class Written:
         return out
 
 
-def load_records(cycles: Sequence[Mapping[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+def load_records(cycles: Sequence[CycleFact]) -> dict[str, list[dict[str, Any]]]:
     """{model: [record, ...]}: each cycle's ok record, or its error record, or a synthetic error."""
     out: dict[str, list[dict[str, Any]]] = {}
     seen = set()
     for fact in cycles:
-        ident = (fact["model"], fact["tool"], fact["repeat"])
+        ident = fact.ident
         if ident in seen:
             continue
         seen.add(ident)
-        path = Path(fact["path"])
-        record = read_json(path) if fact["status"] == "ok" else read_json(error_path(path))
-        if not record or record.get("config_key") != fact["config_key"]:
+        path = Path(fact.path)
+        record = read_json(path) if fact.status == "ok" else read_json(error_path(path))
+        if not record or record.get("config_key") != fact.config_key:
             record = {"model": ident[0], "tool": ident[1], "repeat": ident[2], "status": "error",
-                      "error": fact.get("error") or f"result file {path} missing or from another configuration"}
+                      "error": fact.error or f"result file {path} missing or from another configuration"}
         out.setdefault(ident[0], []).append(record)
     return out
 
 
-def write_outcome(reports_dir: Path, cycles: Sequence[Mapping[str, Any]],
+def write_outcome(reports_dir: Path, cycles: Sequence[CycleFact],
                   checklist: Mapping[str, Mapping[str, bool]], tools: Sequence[str],
                   provenance: Mapping[str, Any], total_s: float, extra: Mapping[str, Any]) -> Written:
     records = load_records(cycles)
     summaries = {m: summarize_model(r) for m, r in sorted(records.items())}
     decision = decide(summaries, checklist, expected_models=sorted(records), expected_tools=list(tools))
-    computed = {(f["model"], f["tool"], f["repeat"]) for f in cycles if f.get("computed")}
+    computed = {f.ident for f in cycles if f.computed}
     per_cycle = [r["timings"]["total_s"] for rs in records.values() for r in rs
                  if r.get("status") == "ok" and (r["model"], r["tool"], r["repeat"]) in computed]
     report = build_report(summaries, decision, checklist, provenance,
@@ -111,9 +111,9 @@ def write_outcome(reports_dir: Path, cycles: Sequence[Mapping[str, Any]],
             paths.append(reports_dir / name)
             plots.setdefault(model, {})[caption] = to_data_uri(png)
             md_plots.setdefault(model, {})[caption] = name
-    write_atomic(reports_dir / OUTCOME_JSON, dumps_report(report))
+    write_text_atomic(reports_dir / OUTCOME_JSON, dumps_report(report))
     first, rest = render_markdown(report, md_plots).split("\n", 1)
-    write_atomic(reports_dir / OUTCOME_MD, first + "\n\n" + _caveats(report) + rest.lstrip("\n"))
+    write_text_atomic(reports_dir / OUTCOME_MD, first + "\n\n" + _caveats(report) + rest.lstrip("\n"))
     paths += [reports_dir / OUTCOME_JSON, reports_dir / OUTCOME_MD]
     return Written(report, decision, tuple(paths), plots)
 

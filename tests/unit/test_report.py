@@ -18,9 +18,9 @@ from parity_lib.report import (
     rate_bars,
     render_markdown,
     to_data_uri,
-    write_atomic,
 )
 from parity_lib.report.plots import cosine_matrix
+from parity_lib.results import write_text_atomic
 
 TOOLS = ("hooks", "nnsight", "pyvene")
 QWEN, GEMMA = "qwen2-organism", "gemma2-organism"
@@ -130,14 +130,14 @@ def test_default_budget_is_protocol_section_f(model_specific):
 
 
 def test_write_atomic_writes_the_text(tmp_path):
-    write_atomic(tmp_path / "sub" / "phase1_outcome.md", "hello\n")
+    write_text_atomic(tmp_path / "sub" / "phase1_outcome.md", "hello\n")
     assert (tmp_path / "sub" / "phase1_outcome.md").read_text() == "hello\n"
 
 
 def test_write_atomic_replaces_and_leaves_no_temp_file(tmp_path):
     target = tmp_path / "report.json"
-    write_atomic(target, "old")
-    write_atomic(target, "new")
+    write_text_atomic(target, "old")
+    write_text_atomic(target, "new")
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"] and target.read_text() == "new"
 
 
