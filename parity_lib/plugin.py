@@ -197,8 +197,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if skipped:
             config.hook.pytest_deselected(items=skipped)
             items[:] = [i for i in items if not i.get_closest_marker("rebuild")]
-    if not is_active(config):
-        return
+    if not is_active(config) or not config.pluginmanager.hasplugin("xdist"):
+        return  # without xdist (`-p no:xdist`) its marker is unknown, and under --strict-markers an error
     for item in items:
         callspec = getattr(item, "callspec", None)
         if callspec and "model_name" in callspec.params:

@@ -5,6 +5,7 @@ Plain library code (no pytest) so a notebook can build the same `Suite` and call
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +46,8 @@ class Suite:
     def provenance(self, **extra: Any) -> dict[str, Any]:
         from .determinism import state
 
-        return provenance(determinism=state(), dtype=self.dtype, device=self.device, seed=self.seed,
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")  # which process computed it (gw0, gw1, ...)
+        return provenance(determinism=state(), dtype=self.dtype, device=self.device, seed=self.seed, worker=worker,
                           prompt_sha256=self.prompts.sha256, prompt_source=self.prompts.source, **extra)
 
     def config_key(self) -> dict[str, Any]:

@@ -1,0 +1,54 @@
+"""One process or several xdist workers: the same cycles, the same tokens, directions and verdict, each
+result saying which process and device computed it. (On a GPU box each worker pins `cuda:<i % n_gpus>`:
+`tests/unit/test_worker_device.py`; here the workers share the CPU.)"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.unit.test_plugin import pytest_run
+
+# both organisms, so `--dist loadgroup` puts one model on each worker; short, so two full runs stay cheap
+ARGS = ["-m", "study", "--parity-repeats", "2", "--parity-n-eval", "4", "--parity-max-new-tokens", "8",
+        "--parity-tools", "hooks", "-p", "no:cacheprovider", "-q"]
+
+
+def run(where: Path, *workers: str) -> dict[str, dict]:
+    done = pytest_run(*ARGS, *workers, f"--parity-results-dir={where / 'results'}",
+                      f"--parity-reports-dir={where / 'reports'}", timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    return {str(p.relative_to(where / "results")): json.loads(p.read_text())
+            for p in sorted((where / "results" / "phase1").rglob("r*.json"))}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    base = tmp_path_factory.mktemp("workers")
+    return run(base / "one", "-p", "no:xdist"), run(base / "two", "-n", "2", "--dist", "loadgroup"), base
+
+
+def test_two_workers_compute_the_same_cycles_as_one_process(runs):
+    one, two, _ = runs
+    assert sorted(one) == sorted(two) and len(one) == 2 * 2
+    for name, record in one.items():
+        other = two[name]
+        assert record["new_tokens"] == other["new_tokens"], f"{name}: tokens differ between -n 0 and -n 2"
+        assert record["labels"] == other["labels"], name
+        assert record["direction"]["unit"] == other["direction"]["unit"], f"{name}: direction differs"
+
+
+def test_each_result_names_its_process_and_device(runs):
+    _, two, _ = runs
+    workers = {r["provenance"].get("worker") for r in two.values()}
+    assert workers == {"gw0", "gw1"}, f"-n 2 --dist loadgroup: one model per worker, got {workers}"
+    assert {r["provenance"]["device"] for r in two.values()} == {"cpu"}
+
+
+def test_the_verdict_is_the_same(runs):
+    _, _, base = runs
+    verdicts = [json.loads((base / d / "reports" / "phase1_outcome.json").read_text())["headline"]["text"]
+                for d in ("one", "two")]
+    assert verdicts[0] == verdicts[1]
