@@ -4,7 +4,7 @@ its code changes.
 
 The package is built here and pip-installed (no dependencies, no build isolation: offline) into a fresh
 venv that reaches this environment's torch / transformers / nnsight / pyvene through a `.pth` path entry,
-as `test_install.py` does; this checkout's parity_lib comes first on PYTHONPATH.
+as `test_install.py` does (this environment's pip installs into it); this checkout's parity_lib comes first on PYTHONPATH.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import sysconfig
 import textwrap
 import venv
@@ -78,13 +79,13 @@ def demo_env(tmp_path_factory) -> dict:
     (package / "parity_tool_demo" / "__init__.py").write_text(textwrap.dedent(INIT))
     (package / "parity_tool_demo" / "extract.py").write_text(textwrap.dedent(EXTRACT))
     env_dir = root / "venv"
-    venv.EnvBuilder(with_pip=True).create(env_dir)
+    venv.EnvBuilder(with_pip=False).create(env_dir)  # ensurepip's old setuptools would shadow this one
     python = env_dir / "bin" / "python"
     site = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                capture_output=True, text=True, check=True).stdout.strip())
     (site / "outer_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    install = subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                              str(package)], capture_output=True, text=True, timeout=600)
+    install = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps",
+                              "--no-build-isolation", str(package)], capture_output=True, text=True, timeout=600)
     assert install.returncode == 0, install.stdout[-2000:] + install.stderr[-3000:]
     return {"python": python, "installed": site / "parity_tool_demo" / "extract.py", "root": root}
 
