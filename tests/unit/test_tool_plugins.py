@@ -4,7 +4,8 @@ its code changes.
 
 The package is built here and pip-installed (no dependencies, no build isolation: offline) into a fresh
 venv that reaches this environment's torch / transformers / nnsight / pyvene through a `.pth` path entry,
-as `test_install.py` does (this environment's pip installs into it); this checkout's parity_lib comes first on PYTHONPATH.
+as `test_install.py` does (this environment's pip installs into it); this checkout's parity_lib comes
+first on PYTHONPATH.
 """
 
 from __future__ import annotations
