@@ -4,7 +4,8 @@ The bridge replaces submodules of the model it wraps (LinearBridge, AttentionBri
 attention itself, eagerly. Wrapping the suite's own model would change it under the other tools, so the
 bridge wraps a *structural copy* whose parameters and buffers are the suite's tensors (the same objects,
 not a second load): one set of weights, two module trees. It is built once per loaded model, offline,
-from the model's local directory (`boot_transformers(dir, hf_model=copy)`), and kept in `lm.extras`.
+from the model's local directory (`boot_transformers(dir, hf_model=copy)`; a seeded random model, which has
+no directory, through `build_bridge_from_module`), and kept in `lm.extras`.
 
 Measured on the shipped organisms (float32, CPU, transformers 5.24): `hook_resid_post` is bitwise equal to
 HF's layer output when HF runs eager attention too; against HF's sdpa (Qwen2's default) it differs by the
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import copy
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Iterator
 
 import torch
@@ -44,10 +46,19 @@ def bridge(lm: LoadedModel):
         from transformer_lens.model_bridge import TransformerBridge
 
         shared = {id(t): t for t in (*lm.model.parameters(), *lm.model.buffers())}
-        tree = copy.deepcopy(lm.model, shared)
-        lm.extras[KEY] = TransformerBridge.boot_transformers(
-            lm.spec.source, hf_model=tree, tokenizer=copy.deepcopy(lm.tokenizer), dtype=lm.dtype,
-            device=str(lm.device), trust_remote_code=False)
+        tree, tokenizer = copy.deepcopy(lm.model, shared), copy.deepcopy(lm.tokenizer)
+        if Path(lm.spec.source).is_dir():
+            lm.extras[KEY] = TransformerBridge.boot_transformers(
+                lm.spec.source, hf_model=tree, tokenizer=tokenizer, dtype=lm.dtype, device=str(lm.device),
+                trust_remote_code=False)
+        else:  # a seeded random model has no directory to boot from, nor a hub tokenizer TL could rebuild: the
+            # same bridge from the module, without a tokenizer (the tool hands the bridge token ids, never text)
+            from transformer_lens.model_bridge.sources import build_bridge_from_module
+            from transformer_lens.utilities.attn_implementation import force_eager_attention
+
+            force_eager_attention(tree)  # what boot_transformers does to a pre-loaded model
+            lm.extras[KEY] = build_bridge_from_module(tree, type(tree).__name__, hf_config=tree.config,
+                                                      model_name=lm.spec.name)
     return lm.extras[KEY]
 
 

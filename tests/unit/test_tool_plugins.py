@@ -26,6 +26,7 @@ from parity_lib.extractors import parse_tools
 from parity_lib.tools import ToolPlugin, registered
 
 REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.xdist_group("tool-plugin-venv")  # one venv per module: its tests on one worker
 SMALL = ["--parity-model", "qwen2-organism", "--parity-tools", "hooks,demo", "--parity-repeats", "2",
          "--parity-n-eval", "6", "--parity-max-new-tokens", "16", "-p", "no:cacheprovider", "-q"]
 
@@ -116,9 +117,11 @@ def test_an_installed_package_registers_a_tool_that_the_suite_checks(demo_env):
 
 
 def test_changing_the_tools_code_recomputes_its_cycles(demo_env):
-    first = run(demo_env, "-m", "study", "-k", "test_cycle_completes", "-v")
-    assert first.returncode == 0, first.stdout[-4000:]
-    assert all("reused" in line for line in cycle_lines(first, "demo")), cycle_lines(first, "demo")
+    for _ in range(2):  # the first computes what an earlier test has not, the second must reuse it all
+        first = run(demo_env, "-m", "study", "-k", "test_cycle_completes", "-v")
+        assert first.returncode == 0, first.stdout[-4000:]
+    assert cycle_lines(first, "demo") and all("reused" in line for line in cycle_lines(first, "demo")), \
+        cycle_lines(first, "demo")
     source = demo_env["installed"]
     source.write_text(source.read_text() + "\n# a changed line in the tool's own code\n")
     second = run(demo_env, "-m", "study", "-k", "test_cycle_completes", "-v")
