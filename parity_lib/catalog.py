@@ -1,7 +1,8 @@
-"""Names the command line offers, without importing torch: registry models and built-in tools.
+"""Names the command line offers, without importing torch: registry models and tools.
 
-`--help` lists these, so it must stay cheap; `models.registry()` and `extractors.TOOLS` are the real
-thing, and a unit test keeps the three in step.
+`--help` lists these, so it must stay cheap; `models.registry()` and `tools.registry` are the real thing,
+and a unit test keeps them in step. Tools registered by other packages are listed by their entry-point
+name only (reading metadata imports nothing).
 """
 
 from __future__ import annotations
@@ -21,9 +22,19 @@ TOOLS = {
     "hooks": "raw PyTorch forward hooks",
     "nnsight": "NNsight tracing",
     "pyvene": "pyvene interventions",
+    "transformer_lens": "TransformerLens bridge hook points; pip install 'parity-suite[transformer-lens]'",
 }
-DEFAULT_TOOLS = tuple(TOOLS)
+DEFAULT_TOOLS = ("hooks", "nnsight", "pyvene")
 DTYPES = ("float32", "bfloat16", "float16")
+
+
+def tools_help() -> str:
+    from .tools.registry import entry_point_names
+
+    listed = dict(TOOLS)
+    for name, dist in entry_point_names().items():
+        listed.setdefault(name, f"registered by {dist}")
+    return "; ".join(f"{name} ({text})" for name, text in listed.items())
 
 
 def models_help() -> str:

@@ -22,7 +22,7 @@ from .errors import ConfigError, DeviceOutOfMemoryError
 from .extractors import get_extractor
 from .models import LoadedModel
 from .prompts import PromptSet, format_all
-from .steering import SCOPES, SteeringSpec, get_steerer
+from .steering import SCOPES, SteeringSpec, get_steerer, steering_tool
 from .steering.compiled import MODES as GENERATION_MODES
 from .steering.compiled import reference_generation
 
@@ -176,7 +176,7 @@ def run_cycle(lm: LoadedModel, tool: str, prompts: PromptSet, settings: StudySet
         extracted = time.perf_counter()
         multiplier = settings.multiplier_for(lm)
         spec = SteeringSpec.build(direction.unit, lm.spec.layer, lm.n_layers, multiplier, settings.scope)
-        steerer = tool if settings.steer_with == "same" else "hooks"
+        steerer = steering_tool(tool) if settings.steer_with == "same" else "hooks"
         tokens, logits_top, how = steer_eval(lm, steerer, spec, prompts, settings)
     except torch.cuda.OutOfMemoryError:
         raise DeviceOutOfMemoryError(

@@ -15,6 +15,10 @@ class UnknownToolError(ConfigError):
     """A tool name that is not one of the registered extractors/steerers."""
 
 
+class ToolNotInstalledError(ConfigError):
+    """A registered tool whose package is not installed in this environment."""
+
+
 class ModelSpecError(ConfigError):
     """A `--parity-model` value that is neither a registry name nor a readable PATH_OR_ID[:LAYER[:MULTIPLIER]]."""
 

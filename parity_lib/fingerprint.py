@@ -8,22 +8,21 @@ upgrading nnsight, or replacing a weights file recomputes.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 SAMPLES = 16
 SAMPLE_BYTES = 1 << 20
 
 
 def dependency_versions() -> dict[str, str | None]:
-    """The versions provenance records (torch, transformers, nnsight, pyvene, numpy, tokenizers,
-    safetensors), without Python's: the same reader for the record and for the cache key."""
-    from .provenance import versions
+    """The versions every cycle depends on (torch, transformers, numpy, tokenizers, safetensors), read as
+    provenance reads them; a tool's own package version is in its `tool_fingerprint`, so installing or
+    upgrading one tool recomputes that tool's cycles only."""
+    from .provenance import CORE, versions
 
-    return {name: version for name, version in versions().items() if name != "python"}
+    return {name: version for name, version in versions().items() if name in CORE}
 
 
 @lru_cache(maxsize=64)
@@ -54,23 +53,9 @@ def weights_fingerprint(source: str) -> str | None:
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
 
-def _source_of(obj: Any) -> str:
-    """The whole source file that defines the tool (its helpers included), else the object itself."""
-    target = obj if inspect.isclass(obj) or inspect.isfunction(obj) else type(obj)
-    try:
-        path = inspect.getsourcefile(target)
-        return Path(path).read_text(encoding="utf-8") if path else inspect.getsource(target)
-    except (OSError, TypeError):
-        return repr(obj)
-
-
 def tool_fingerprint(tool: str) -> str:
-    """The tool's extractor and steerer code (wherever they live, in or out of this package)."""
-    from .extractors import TOOLS
-    from .steering import STEERERS
+    """The tool's own code, wherever it lives (in or out of this package), and its package's version
+    (`tools.registry.fingerprint`); a name that is no tool ("unsteered", the baseline) is itself."""
+    from .tools import fingerprint, tools
 
-    h = hashlib.sha256(tool.encode())
-    for registry in (TOOLS, STEERERS):
-        if tool in registry:
-            h.update(_source_of(registry[tool]).encode())
-    return h.hexdigest()
+    return fingerprint(tool) if tool in tools() else hashlib.sha256(tool.encode()).hexdigest()

@@ -42,8 +42,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help=f"model to test, repeatable (default: {', '.join(catalog.DEFAULT_MODELS)}). "
                      f"Registry: {catalog.models_help()}. Or any HF causal LM dir / id, e.g. ./my-llama:12:8.0")
     g.addoption("--parity-tools", default=",".join(catalog.DEFAULT_TOOLS), metavar="T1,T2,...",
-                help="comma-separated tools to compare: "
-                     + "; ".join(f"{k} ({v})" for k, v in catalog.TOOLS.items()) + " (default: %(default)s)")
+                help=f"comma-separated tools to compare: {catalog.tools_help()} (default: %(default)s)")
     g.addoption("--parity-dtype", default="float32", choices=catalog.DTYPES, help="model dtype (default: %(default)s)")
     g.addoption("--parity-device", default="cpu", metavar="DEVICE",
                 help="cpu, cuda or cuda:N; xdist workers pin cuda:(worker %% n_gpus) (default: %(default)s)")

@@ -11,13 +11,21 @@ from typing import Any
 
 import torch
 
-TRACKED = ("torch", "transformers", "nnsight", "pyvene", "numpy", "tokenizers", "safetensors")
+CORE = ("torch", "transformers", "numpy", "tokenizers", "safetensors")
 REPO = Path(__file__).resolve().parent.parent
+
+
+def tracked() -> tuple[str, ...]:
+    """The core libraries, then every registered tool's package (nnsight, pyvene, transformer-lens, …)."""
+    from .tools import tools
+
+    packages = [t.package for t in tools().values() if t.package]
+    return tuple(dict.fromkeys((*CORE, *packages)))
 
 
 def versions() -> dict[str, str | None]:
     out: dict[str, str | None] = {"python": platform.python_version()}
-    for name in TRACKED:
+    for name in tracked():
         try:
             out[name] = md.version(name)
         except md.PackageNotFoundError:

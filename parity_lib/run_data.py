@@ -25,6 +25,13 @@ PROGRESS = "parity_progress"
 WATCHED = ("transformers", "nnsight", "pyvene", "torch", "accelerate", "tokenizers")
 
 
+def watched() -> tuple[str, ...]:
+    """Where warnings come from that the report lists: the core libraries and every registered tool's package."""
+    from .tools import tools
+
+    return tuple(dict.fromkeys((*WATCHED, *(t.package.replace("-", "_") for t in tools().values() if t.package))))
+
+
 @dataclass(eq=False)  # registered as a plugin: hashed by identity
 class ParityRun:
     suite: Suite
@@ -72,9 +79,11 @@ class ParityRun:
     # -- progress --------------------------------------------------------------------------------
     def header_lines(self) -> list[str]:
         s = self.suite
+        note = s.attention_note()
         return [f"parity: models={[m.name for m in s.models]} tools={list(s.tools)} dtype={s.dtype} "
                 f"device={s.device} seed={s.seed}",
-                f"parity: prompts={s.prompts.source} sha256={s.prompts.sha256[:16]}"]
+                f"parity: prompts={s.prompts.source} sha256={s.prompts.sha256[:16]}",
+                *([f"parity: {note}"] if note else [])]
 
     def _reporter(self) -> Any:
         config = self.config
@@ -123,7 +132,7 @@ class ParityRun:
         """Warnings from the tools (deprecations are the drift signal a regression gate needs): counted,
         with the first place each was seen, and listed in the report."""
         path = str(warning_message.filename).replace("\\", "/")
-        source = next((p for p in WATCHED if f"/{p}/" in path), None)
+        source = next((p for p in watched() if f"/{p}/" in path), None)
         if source is None:
             return
         text = str(warning_message.message).strip().splitlines()[0][:300]
@@ -156,7 +165,10 @@ class ParityRun:
         from .report.session_report import write_outcome
 
         per_tool = {m: v["per_tool"] for m, v in checklist.get("summary", {}).items()}
+        from .tools import describe
+
         extra = {"gate": self.gate, "baselines": self.baselines, "notes": self.notes,
+                 "tools": [describe(t) for t in self.suite.tools], "attention_note": self.suite.attention_note(),
                  "checklist_entries": checklist.get("entries", []),
                  "study_settings": self.suite.settings.__dict__, "models_loaded": self.models,
                  "warnings": sorted(self.warnings.values(), key=lambda w: -w["count"]),
@@ -195,6 +207,7 @@ def build_suite(config: pytest.Config) -> Suite:
     from .models import parse_model
     from .prompts import load_prompts
     from .session import Suite
+    from .tools import required_attention
 
     opt = config.getoption
     try:
@@ -212,9 +225,13 @@ def build_suite(config: pytest.Config) -> Suite:
         raise pytest.UsageError(f"--parity-model given twice for the same name: {names}")
     device = worker_device(opt("--parity-device"), config)
     check_device(device)
+    try:
+        attention, _ = required_attention(tools)
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
     suite = Suite(specs, tools, prompts, opt("--parity-dtype"), device, opt("--parity-seed"),
                   opt("--parity-allow-network"), opt("--parity-trust-remote-code"), settings,
-                  "eager" if opt("--parity-deterministic") else None)
+                  "eager" if opt("--parity-deterministic") else attention)
     from .validate import validate
 
     try:  # bad input: one clear error now, before any test runs or any file is written

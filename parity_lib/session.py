@@ -52,7 +52,21 @@ class Suite:
 
     def config_key(self) -> dict[str, Any]:
         """What makes two checklist runs comparable."""
+        from .fingerprint import tool_fingerprint
         from .provenance import code_fingerprint
 
         return {"dtype": self.dtype, "device": self.device.split(":")[0], "prompt_sha256": self.prompts.sha256,
-                "code": code_fingerprint(), "torch": torch.__version__}
+                "code": code_fingerprint(), "torch": torch.__version__, "attention": self.attn_implementation,
+                "tools": {t: tool_fingerprint(t) for t in self.tools}}
+
+    def attention_note(self) -> str | None:
+        """Why the models load with a given attention implementation, when the run chose it."""
+        from .tools import required_attention
+
+        wanted, by = required_attention(self.tools)
+        if self.attn_implementation is None:
+            return None
+        if wanted and self.attn_implementation == wanted:
+            return (f"attention {wanted} for every tool: {', '.join(by)} computes attention {wanted}ly whatever the "
+                    f"model's setting, so the model is loaded {wanted} and every tool runs the same computation")
+        return f"attention {self.attn_implementation} (--parity-deterministic)"

@@ -8,16 +8,33 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
-_CACHE: dict[tuple[str, str], Any] = {}  # models load lazily: `pytest --help` imports no torch
+_CACHE: dict[tuple[str, str, str | None], Any] = {}  # models load lazily: `pytest --help` imports no torch
 
 
 @pytest.fixture(scope="session")
 def tiny():
-    """`tiny("qwen2-tiny", "float32")`: seeded random models of the real depths, loaded once."""
+    """`tiny("qwen2-tiny", "float32")`: seeded random models of the real depths, loaded once;
+    `attention="eager"` loads it as a run with a tool that computes attention eagerly (transformer_lens) does."""
     from parity_lib import models
 
-    def get(name: str, dtype: str = "float32") -> models.LoadedModel:
-        if (name, dtype) not in _CACHE:
-            _CACHE[(name, dtype)] = models.load(models.parse_model(name), dtype)
-        return _CACHE[(name, dtype)]
+    def get(name: str, dtype: str = "float32", attention: str | None = None) -> models.LoadedModel:
+        if (name, dtype, attention) not in _CACHE:
+            _CACHE[(name, dtype, attention)] = models.load(models.parse_model(name), dtype,
+                                                           attn_implementation=attention)
+        return _CACHE[(name, dtype, attention)]
     return get
+
+
+def registered_tools() -> list:
+    """Every registered tool as a test parameter; a tool whose package is missing is skipped, saying so."""
+    from parity_lib.errors import ToolNotInstalledError
+    from parity_lib.tools import registry
+
+    params = []
+    for name, plugin in registry.tools().items():
+        try:
+            registry.installed(plugin)
+            params.append(pytest.param(name, id=name))
+        except ToolNotInstalledError as exc:
+            params.append(pytest.param(name, id=name, marks=pytest.mark.skip(reason=str(exc))))
+    return params

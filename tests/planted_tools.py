@@ -3,15 +3,14 @@ wrong tools so a real study run can be made to diverge on purpose, and can inter
 
 import os
 
-from parity_lib.extractors import TOOLS, HooksExtractor
-from parity_lib.steering import STEERERS
+from parity_lib.extractors import HooksExtractor
+from parity_lib.tools import ToolPlugin, register
 from tests.planted import MlpOutput, MlpOutputOnGemma, SteersSomeRows
 
-TOOLS["planted-mlp"] = MlpOutput
-TOOLS["planted-mlp-gemma-only"] = MlpOutputOnGemma
-# extracts correctly (the hooks extractor), steers only the even rows: the paper's case, same direction
-TOOLS["planted-some-rows"] = HooksExtractor
-STEERERS["planted-some-rows"] = SteersSomeRows
+register(ToolPlugin("planted-mlp", MlpOutput, None, "planted: the MLP output"),
+         ToolPlugin("planted-mlp-gemma-only", MlpOutputOnGemma, None, "planted: the MLP output on Gemma2"),
+         # extracts correctly (the hooks extractor), steers only the even rows: the paper's case, same direction
+         ToolPlugin("planted-some-rows", HooksExtractor, SteersSomeRows, "planted: steers the even rows"))
 
 _INTERRUPT_AFTER = int(os.environ.get("PARITY_TEST_INTERRUPT_AFTER_CYCLES", "0"))
 _cycles_done = [0]

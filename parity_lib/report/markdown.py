@@ -245,6 +245,19 @@ def _warnings(report: Report) -> str:
             + _table(("Count", "From", "Category", "Message", "Where", "First seen in"), rows))
 
 
+def _tools(report: Report) -> str:
+    """Which tools ran, from where, at which version, and how each steered (a tool without a steering
+    mechanism of its own steers through the reference steerer, and the table says so)."""
+    tools = report.get("tools") or []
+    if not tools:
+        return "## Tools\n\nNot recorded."
+    rows = [(t["name"], t["display"], f"{t['package']} {t['version']}" if t["package"] else "-", t["origin"],
+             t["steering"], t["attention"] or "the model's", t["code_sha256"]) for t in tools]
+    note = report.get("attention_note")
+    return ("## Tools\n\n" + (f"Attention: {note}.\n\n" if note else "")
+            + _table(("Tool", "What", "Package", "From", "Steers", "Attention", "Code sha256"), rows))
+
+
 def _provenance(report: Report) -> str:
     body = json.dumps(report["provenance"], indent=2, sort_keys=True, default=str)
     return f"## Provenance\n\n```json\n{body}\n```"
@@ -255,7 +268,7 @@ def render_markdown(report: Report, plots: Plots | None = None) -> str:
     plots = plots or {}
     baselines = report.get("baselines", {})
     models = [_model(m, s, plots.get(m, {}), baselines.get(m)) for m, s in report["models"].items()]
-    sections = [_header(report), _tested(report), _outcome(report), _rules(report), _next(report),
+    sections = [_header(report), _tested(report), _tools(report), _outcome(report), _rules(report), _next(report),
                 "## Per model", *models, _checklist(report), _determinism(report), _errors(report),
                 _notes(report), _timing(report), _warnings(report), _provenance(report)]
     return "\n\n".join(sections) + "\n"

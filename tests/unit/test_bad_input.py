@@ -103,7 +103,7 @@ def test_unknown_dtype_is_rejected():
 
 def test_get_extractor_rejects_unknown():
     with pytest.raises(errors.UnknownToolError):
-        get_extractor("transformer_lens")
+        get_extractor("baukit")
 
 
 @pytest.fixture(scope="module")

@@ -3,27 +3,42 @@ benchmarks/RESULTS.md): the checks decide by hypothesis and measured noise floor
 
 from __future__ import annotations
 
+from itertools import combinations
+
 import pytest
 
 from parity_lib import checklist
 from parity_lib.extractors import get_extractor
 from parity_lib.prompts import load_prompts
+from parity_lib.tools import required_attention
+from tests.conftest import registered_tools
 
 PROMPTS = load_prompts()
-TOOLS = ("hooks", "nnsight", "pyvene")
+BUILTIN = ("hooks", "nnsight", "pyvene")
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 @pytest.mark.parametrize("model", ["qwen2-organism", "gemma2-organism", "qwen2-tiny"])
 def test_real_tools_pass_every_check(tiny, model, dtype):
-    lm = tiny(model, dtype)
+    _passes_every_check(tiny, model, dtype, BUILTIN)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("model", ["qwen2-organism", "gemma2-organism"])
+@pytest.mark.parametrize("tool", [t for t in registered_tools() if t.values[0] not in BUILTIN])
+def test_every_registered_tool_passes_every_check_beside_the_builtin_ones(tiny, model, dtype, tool):
+    _passes_every_check(tiny, model, dtype, (*BUILTIN, tool))
+
+
+def _passes_every_check(tiny, model, dtype, tools):
+    lm = tiny(model, dtype, required_attention(tools)[0])
     layer, one = lm.spec.layer, checklist.single(lm, PROMPTS.harmful[0])
     batches = checklist.position_batches(lm, PROMPTS)
     both = [one, checklist.contrastive_batch(lm, PROMPTS)]
     results = []
-    for tool in TOOLS:
+    for tool in tools:
         ex = get_extractor(tool)
-        others = [get_extractor(t) for t in TOOLS if t != tool]
+        others = [get_extractor(t) for t in tools if t != tool]
         results += [checklist.residual_location(lm, ex, one, layer),
                     checklist.shape(lm, ex, [one, checklist.divisible_length_batch(lm)], layer),
                     checklist.dtype(lm, ex, one, layer),
@@ -32,6 +47,6 @@ def test_real_tools_pass_every_check(tiny, model, dtype):
                     checklist.in_place_safety(lm, ex, one, layer),
                     checklist.isolation(lm, ex, others, one, layer)]
     results += [checklist.cross_tool(lm, get_extractor(a), get_extractor(b), both, layer)
-                for a, b in (("hooks", "nnsight"), ("hooks", "pyvene"), ("nnsight", "pyvene"))]
+                for a, b in combinations(tools, 2)]
     failed = [r.message for r in results if not r.passed]
     assert not failed, "\n".join(failed)

@@ -66,7 +66,8 @@ def test_preflight_then_study_reports_the_checklist_from_the_preflight(tmp_path)
 
 
 SWAPPED = '''
-from parity_lib.extractors import TOOLS, HooksExtractor
+from parity_lib.extractors import HooksExtractor
+from parity_lib.tools import ToolPlugin, register
 
 
 class Swapped(HooksExtractor):
@@ -74,7 +75,7 @@ class Swapped(HooksExtractor):
     VERSION = {version}
 
 
-TOOLS["swapped"] = Swapped
+register(ToolPlugin("swapped", Swapped, None, "a tool swapped under the same name"))
 '''
 
 

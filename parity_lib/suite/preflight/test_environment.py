@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
-import importlib.metadata as md
-
 import pytest
 import torch
 
 from parity_lib.checklist import CheckResult
+from parity_lib.tools import registry
 
 pytestmark = pytest.mark.preflight
 
-DISTRIBUTIONS = {"hooks": "torch", "nnsight": "nnsight", "pyvene": "pyvene"}
-
 
 def test_tool_is_importable(tool_name, suite, record_check):
-    dist = DISTRIBUTIONS[tool_name]
-    version = md.version(dist)
-    __import__(dist)
+    """The tool's package is installed and its extractor and steerer import (a tool from another package
+    included): the registry, not a list in this file, says what the tool needs."""
+    plugin = registry.get(tool_name)
+    version = registry.installed(plugin)
+    plugin.make_extractor()
+    plugin.make_steerer()
+    what = f"{plugin.package} {version}" if plugin.package else "no package declared"
     for model in suite.models:
         record_check(model.name, CheckResult("environment.tool_importable", tool_name, True,
-                                             f"{dist} {version}", {"version": version}))
+                                             f"{what}; steers {plugin.steering_note}",
+                                             {"version": version, "package": plugin.package,
+                                              "own_steering": plugin.own_steering}))
 
 
 def test_weights_are_present(loaded_model, model_name, record_check):
