@@ -37,7 +37,8 @@ def record(tool: str, repeat: int, *, vector: np.ndarray = BASE, refusal: int = 
            "direction": {"unit": (vector / norm).tolist(), "norm": norm, "layer": 16},
            "n_prompts": 30, "rates": {k: names.count(k) / 30 for k in ("refusal", "garbled", "normal")},
            "timings": {"extract_s": 1.0, "generate_s": 2.0, "total_s": 3.0},
-           "steering": {"scope": "target_to_final", "multiplier": 4.0, "steer_with": "hooks"}}
+           "steering": {"scope": "target_to_final", "multiplier": 4.0, "steer_with": "hooks",
+                        "generation": {"path": "eager (dynamic cache)"}}}
     if labels:
         rec["labels"] = names
     return rec
@@ -215,7 +216,8 @@ def test_divergence_compares_the_first_ok_repeats():
 def test_settings_list_distinct_values():
     s = summarize_model([record("hooks", 1), record("nnsight", 2)])
     assert s.settings == {"layer": [16], "multiplier": [4.0], "scope": ["target_to_final"],
-                          "steer_with": ["hooks"], "n_prompts": [30], "repeats": [1, 2]}
+                          "steer_with": ["hooks"], "generation": ["eager (dynamic cache)"], "n_prompts": [30],
+                          "repeats": [1, 2]}
 
 
 def test_summary_survives_a_json_round_trip():
