@@ -125,6 +125,8 @@ def _share_cores(config: pytest.Config) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
+    if not config.pluginmanager.hasplugin("xdist"):  # `-p no:xdist`: a test file's xdist_group mark stays legal
+        config.addinivalue_line("markers", "xdist_group(name): keep tests on one xdist worker (xdist not active)")
     if config.option.help or config.option.version:
         return
     if not (config.getini("parity_suite") or _options_given(config)):

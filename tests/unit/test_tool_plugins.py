@@ -126,7 +126,7 @@ def test_changing_the_tools_code_recomputes_its_cycles(demo_env):
     source.write_text(source.read_text() + "\n# a changed line in the tool's own code\n")
     second = run(demo_env, "-m", "study", "-k", "test_cycle_completes", "-v")
     assert second.returncode == 0, second.stdout[-4000:]
-    assert cycle_lines(second, "demo") and all("(computed)" in line for line in cycle_lines(second, "demo")), \
+    assert cycle_lines(second, "demo") and all("computed in " in line for line in cycle_lines(second, "demo")), \
         cycle_lines(second, "demo")
     assert all("reused" in line for line in cycle_lines(second, "hooks")), cycle_lines(second, "hooks")
 

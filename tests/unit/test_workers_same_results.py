@@ -12,8 +12,8 @@ import pytest
 from tests.unit.test_plugin import pytest_run
 
 # both organisms, so `--dist loadgroup` puts one model on each worker; short, so two full runs stay cheap
-ARGS = ["-m", "study", "--parity-repeats", "2", "--parity-n-eval", "4", "--parity-max-new-tokens", "8",
-        "--parity-tools", "hooks", "-p", "no:cacheprovider", "-q"]
+ARGS = ["parity_lib/suite", "-m", "study", "--parity-repeats", "2", "--parity-n-eval", "4",
+        "--parity-max-new-tokens", "8", "--parity-tools", "hooks", "-p", "no:cacheprovider", "-q"]
 
 
 def run(where: Path, *workers: str) -> dict[str, dict]:
