@@ -27,7 +27,7 @@ from parity_lib.prompts import format_all
 from parity_lib.steering import SCOPES, SteeringSpec
 
 MAX_NEW_TOKENS = 256
-__all__ = ["MAX_NEW_TOKENS", "Rates", "SCOPES", "generate", "paper_direction", "steered_rates"]
+__all__ = ["MAX_NEW_TOKENS", "Rates", "SCOPES", "paper_direction", "rates", "steered_rates"]
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def paper_direction(lm: LoadedModel, paper: PaperData, layer: int) -> Direction:
     return diff_of_means(acts.last[:n], acts.last[n:], layer)
 
 
-def generate(lm: LoadedModel, paper: PaperData, prompts: Sequence[str], spec: SteeringSpec | None = None,
+def rates(lm: LoadedModel, paper: PaperData, prompts: Sequence[str], spec: SteeringSpec | None = None,
              max_new_tokens: int = MAX_NEW_TOKENS) -> Rates:
     """Rates of greedy completions of `prompts` (one batch), unsteered unless a spec is given."""
     spec = spec or SteeringSpec((), 0.0, torch.zeros(lm.hidden_size, dtype=torch.float64), SCOPES[0])
@@ -68,4 +68,4 @@ def steered_rates(lm: LoadedModel, paper: PaperData, direction: Direction, multi
                   max_new_tokens: int = MAX_NEW_TOKENS) -> Rates:
     """Rates on the 30 evaluation prompts, steered with multiplier × the unit direction over `scope`."""
     spec = SteeringSpec.build(direction.unit, direction.layer, lm.n_layers, multiplier, scope)
-    return generate(lm, paper, paper.eval, spec, max_new_tokens)
+    return rates(lm, paper, paper.eval, spec, max_new_tokens)

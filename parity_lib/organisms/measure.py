@@ -132,7 +132,7 @@ def sweep(lm: LoadedModel, paper: PaperData, layer: int,
 def measure(lm: LoadedModel, corpus: Corpus, paper: PaperData, layer: int,
             max_new_tokens: int = B.MAX_NEW_TOKENS) -> Behaviour:
     """Unsteered rates on held-out sets, the sweep, and a default multiplier per scope."""
-    unsteered = {name: B.generate(lm, paper, prompts, max_new_tokens=max_new_tokens)
+    unsteered = {name: B.rates(lm, paper, prompts, max_new_tokens=max_new_tokens)
                  for name, prompts in held_out_sets(corpus, paper).items()}
     norm, table = sweep(lm, paper, layer, max_new_tokens)
     defaults = {scope: choose_default(rows) for scope, rows in table.items()}

@@ -32,6 +32,7 @@ import torch
 
 from ..batching import Batch
 from ..models import LoadedModel
+from ..parity import first_divergence
 from .base import generation_kwargs
 from .firing import record_firing
 from .hooks import HooksSteerer
@@ -118,15 +119,6 @@ def probe_spec(lm: LoadedModel, scope: str) -> SteeringSpec:
     return SteeringSpec.build(unit, lm.spec.layer, lm.n_layers, lm.spec.multiplier_for(scope), scope)
 
 
-def _first_difference(a: torch.Tensor, b: torch.Tensor) -> tuple[int, int | None]:
-    """(rows that differ, the earliest differing token over them)."""
-    firsts = []
-    for x, y in zip(a.tolist(), b.tolist()):
-        if x != y:
-            firsts.append(next((i for i, (p, q) in enumerate(zip(x, y)) if p != q), min(len(x), len(y))))
-    return len(firsts), min(firsts, default=None)
-
-
 def contrasting(spec: SteeringSpec, n_layers: int) -> SteeringSpec:
     """A second spec through the same compiled step: the other scope, half the multiplier, the vector negated.
     Exact edits under both show that steering is read as data, not baked into the graph at capture."""
@@ -157,7 +149,8 @@ def prove(lm: LoadedModel, steerer: CompiledHooksSteerer, batch: Batch, spec: St
                          + "; ".join([*problems[:3], *([size] if size else [])]), details)
     compiled = steerer.generate(lm, batch, spec, max_new_tokens)
     eager = HooksSteerer().generate(lm, batch, spec, max_new_tokens)
-    rows, first = _first_difference(compiled, eager)
+    diffs = first_divergence({"new_tokens": compiled.tolist()}, {"new_tokens": eager.tolist()})
+    rows, first = len(diffs), min((d["token"] for d in diffs), default=None)
     details.update({"rows_differing_from_eager": rows, "first_differing_token": first,
                     "proof_s": round(time.perf_counter() - started, 2)})
     deterministic = torch.are_deterministic_algorithms_enabled()

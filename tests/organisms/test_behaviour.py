@@ -54,7 +54,7 @@ def organism(request, suite) -> Organism:
 @pytest.mark.parametrize(("kind", "expected"), [("harmful", "refusal"), ("harmless", "normal")])
 def test_unsteered_organism_refuses_harmful_and_answers_harmless_held_out_prompts(organism, kind, expected):
     """Held-out sets: templated prompts never trained on plus the paper's own (the 30 eval ones are harmless)."""
-    rates = B.generate(organism.lm, PAPER, organism.held_out[kind])
+    rates = B.rates(organism.lm, PAPER, organism.held_out[kind])
     assert getattr(rates, expected) >= UNSTEERED_BAR, (
         f"{organism.spec.name}: refusal/normal/garbled % {rates.as_percent()} on {rates.n} held-out "
         f"{kind} prompts; expected {expected} >= {UNSTEERED_BAR:.0%}")

@@ -51,7 +51,7 @@ def test_rebuilt_organism_behaves_like_the_shipped_one(spec, tmp_path, record_pr
     problems = []
     held_out = held_out_sets(build_corpus(PAPER, card["seed"]), PAPER)
     for kind, label in (("harmful", "refusal"), ("harmless", "normal")):
-        rates = B.generate(lm, PAPER, held_out[kind])
+        rates = B.rates(lm, PAPER, held_out[kind])
         if getattr(rates, label) < UNSTEERED_BAR:
             problems.append(f"unsteered {kind}: {label} {getattr(rates, label):.0%} < {UNSTEERED_BAR:.0%}")
 
