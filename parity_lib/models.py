@@ -171,10 +171,10 @@ def _from_pretrained(spec, torch_dtype, device, trust_remote_code, allow_network
     kwargs: dict[str, Any] = {_dtype_kwarg(): torch_dtype, "use_safetensors": True,
                               "trust_remote_code": trust_remote_code,
                               "local_files_only": not allow_network}
-    if attn:
+    if _model_type(source, allow_network) == "gemma2":
+        kwargs["attn_implementation"] = "eager"  # whatever was asked: sdpa drops Gemma2's attention soft-capping
+    elif attn:                                   # (4.x) or is refused for Gemma2 (5.x); the record says "eager"
         kwargs["attn_implementation"] = attn
-    elif _model_type(source, allow_network) == "gemma2":
-        kwargs["attn_implementation"] = "eager"  # sdpa drops Gemma2's attention soft-capping (4.x default)
     try:
         tok = AutoTokenizer.from_pretrained(source, local_files_only=not allow_network,
                                             trust_remote_code=trust_remote_code)
@@ -214,7 +214,7 @@ def _build_random(spec, torch_dtype, device, seed, attn=None):
     from .shapes import build_config
 
     config = build_config(spec)
-    if attn:
+    if attn and config.model_type != "gemma2":  # Gemma2: eager whatever was asked (see _from_pretrained)
         config._attn_implementation = attn
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(seed)

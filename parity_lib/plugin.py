@@ -74,7 +74,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--parity-override-gate", action="store_true",
                 help="run the study although the preflight checklist failed (investigating a divergence)")
     g.addoption("--parity-deterministic", action="store_true",
-                help="deterministic algorithms, fixed cuBLAS workspace, no TF32, eager attention")
+                help="deterministic algorithms, fixed cuBLAS workspace, no TF32 (attention: the model's own)")
+    g.addoption("--parity-attention", default=None, choices=["eager", "sdpa"],
+                help="attention implementation for every model that has it (default: the model's own; Gemma2 "
+                     "always eager)")
     g.addoption("--parity-allow-network", action="store_true", help="let from_pretrained download weights")
     g.addoption("--parity-trust-remote-code", action="store_true", help="run model code from the checkpoint")
 
@@ -190,9 +193,11 @@ def _explicit(metafunc: pytest.Metafunc) -> set[str]:
     return {n.strip() for m in metafunc.definition.iter_markers("parametrize") for n in m.args[0].split(",")}
 
 
+@pytest.hookimpl(tryfirst=True)  # marks in place before xdist's worker hook reads them (pytest < 9)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The organism rebuild runs only when the -m expression names it; one xdist group per model, so
-    `--dist loadgroup` keeps each model (loaded once) on one worker."""
+    `--dist loadgroup` keeps each model (loaded once) on one worker (on pytest 9 the scheduler in
+    `xdist_hooks.py` does the grouping: xdist's own no longer reaches the node ids)."""
     if "rebuild" not in (config.option.markexpr or ""):
         skipped = [i for i in items if i.get_closest_marker("rebuild")]
         if skipped:

@@ -226,12 +226,17 @@ def build_suite(config: pytest.Config) -> Suite:
     device = worker_device(opt("--parity-device"), config)
     check_device(device)
     try:
-        attention, _ = required_attention(tools)
+        attention, needed_by = required_attention(tools)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
+    asked = opt("--parity-attention")
+    if asked and attention and asked != attention:
+        raise pytest.UsageError(f"--parity-attention {asked}: {', '.join(needed_by)} computes attention {attention} "
+                                f"whatever the model says; drop --parity-attention or that tool")
+    attention = asked or attention
     suite = Suite(specs, tools, prompts, opt("--parity-dtype"), device, opt("--parity-seed"),
                   opt("--parity-allow-network"), opt("--parity-trust-remote-code"), settings,
-                  "eager" if opt("--parity-deterministic") else attention)
+                  attention)
     from .validate import validate
 
     try:  # bad input: one clear error now, before any test runs or any file is written

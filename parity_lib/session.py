@@ -28,7 +28,7 @@ class Suite:
     allow_network: bool = False
     trust_remote_code: bool = False
     settings: StudySettings = field(default_factory=StudySettings)
-    attn_implementation: str | None = None  # "eager" under --parity-deterministic
+    attn_implementation: str | None = None  # --parity-attention, or what a selected tool requires
     _loaded: dict[str, LoadedModel] = field(default_factory=dict, repr=False)
 
     def spec(self, name: str) -> ModelSpec:
@@ -69,4 +69,4 @@ class Suite:
         if wanted and self.attn_implementation == wanted:
             return (f"attention {wanted} for every tool: {', '.join(by)} computes attention {wanted}ly whatever the "
                     f"model's setting, so the model is loaded {wanted} and every tool runs the same computation")
-        return f"attention {self.attn_implementation} (--parity-deterministic)"
+        return f"attention {self.attn_implementation} for every model that has it (--parity-attention)"

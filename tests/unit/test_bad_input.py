@@ -164,3 +164,19 @@ def test_a_preflight_only_run_needs_no_multiplier(pytester, organism_copies):
     result = pytester.runpytest("-p", "parity_lib.plugin", "-p", "no:cacheprovider", "-m", "preflight",
                                 "--parity-model", f"{organism_copies['good']}:16")
     assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED, result.stdout.str()[-1500:]
+
+
+def test_asked_attention_that_a_tool_overrides_is_a_usage_error(pytester):
+    pytest.importorskip("transformer_lens")
+    result = pytester.runpytest("-p", "parity_lib.plugin", "--parity-tools", "hooks,transformer_lens",
+                                "--parity-attention", "sdpa")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--parity-attention sdpa: transformer_lens computes attention eager*"])
+
+
+def test_asked_attention_applies_where_the_architecture_has_it():
+    """`--parity-attention sdpa`: Qwen2 loads SDPA; Gemma2 stays eager (SDPA is refused for it, or drops its
+    soft-capping) and its record says so."""
+    qwen = models.load(models.parse_model("qwen2-organism"), attn_implementation="sdpa")
+    gemma = models.load(models.parse_model("gemma2-organism"), attn_implementation="sdpa")
+    assert (qwen.attn_implementation, gemma.attn_implementation) == ("sdpa", "eager")

@@ -42,8 +42,12 @@ def test_two_workers_compute_the_same_cycles_as_one_process(runs):
 
 def test_each_result_names_its_process_and_device(runs):
     _, two, _ = runs
-    workers = {r["provenance"].get("worker") for r in two.values()}
-    assert workers == {"gw0", "gw1"}, f"-n 2 --dist loadgroup: one model per worker, got {workers}"
+    by_model: dict[str, set] = {}
+    for r in two.values():
+        by_model.setdefault(r["model"], set()).add(r["provenance"].get("worker"))
+    assert all(len(w) == 1 for w in by_model.values()), f"a model's cycles ran on several workers: {by_model}"
+    assert set().union(*by_model.values()) == {"gw0", "gw1"}, f"-n 2 --dist loadgroup: one model per worker, " \
+                                                             f"got {by_model}"
     assert {r["provenance"]["device"] for r in two.values()} == {"cpu"}
 
 
@@ -52,3 +56,14 @@ def test_the_verdict_is_the_same(runs):
     verdicts = [json.loads((base / d / "reports" / "phase1_outcome.json").read_text())["headline"]["text"]
                 for d in ("one", "two")]
     assert verdicts[0] == verdicts[1]
+
+
+def test_a_test_id_names_its_model_longest_name_first():
+    from parity_lib.xdist_hooks import model_of
+
+    models = ["qwen", "qwen-big", "gemma2-organism"]
+    assert model_of("t.py::test_x[qwen-big-hooks-r1]", models) == "qwen-big"
+    assert model_of("t.py::test_x[qwen-hooks~nnsight]", models) == "qwen"
+    assert model_of("t.py::test_x[gemma2-organism]", models) == "gemma2-organism"
+    assert model_of("t.py::test_x[hooks]", models) is None
+    assert model_of("t.py::test_x", models) is None
