@@ -1,4 +1,5 @@
-"""The report's first line: what a researcher acts on. Never "Proceed" or "Stop" over a divergence.
+"""The report's first line: what a researcher acts on, in plain words first and the protocol's outcome name
+after them. Never "Proceed" or "Stop" over a divergence.
 
 Section E's outcome (`outcome.decide`) stays as the protocol writes it; this module adds what the rules
 do not see and says so:
@@ -23,6 +24,11 @@ from .outcome import CROSS_AGREE_COS, CROSS_DIVERGE_COS, GAP_DIVERGE_PP, Decisio
 ORGANISM_NOTE = ("on the suite's model organisms (small Qwen2/Gemma2 models trained in this repository to "
                  "test the suite, not the paper's Qwen2.5-7B / Gemma-2-9B)")
 SHAPE_NOTE = "on shape-only models (random weights: parity and speed are meaningful, refusal rates are not)"
+# What each Section E outcome means, in the words a researcher acts on; the protocol's name follows it.
+MEANING = {1: "The tools diverge on two or more models: a real tooling effect",
+           2: "The tools diverge on some models and agree on others: a model-specific artifact",
+           3: "Every tool is deterministic and one passes every check and steers best on every model",
+           4: "The tools agree on every model: no tooling effect, the tooling investigation can stop"}
 
 
 @dataclass(frozen=True)
@@ -143,8 +149,10 @@ def headline(decision: Decision, models: Mapping[str, Mapping[str, Any]],
         what = "; ".join(f"{f.model}: {f.what}" for f in diverging[:3])
         text = f"NOT CLEAR TO PROCEED: {what}" + (" (and more)" if len(diverging) > 3 else "")
         text += f" — Section E alone would read '{decision.verdict}'" if decision.primary else ""
+    elif decision.primary is not None:
+        text = f"{MEANING[decision.primary.outcome]} (Section E {decision.verdict})"
     else:
-        text = decision.verdict
+        text = f"No Section E rule triggered (verdict: {decision.verdict})"
     if framing:
         text += f", {framing}"
     if caveats:

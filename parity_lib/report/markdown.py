@@ -10,6 +10,7 @@ import json
 from typing import Any, Mapping, Sequence
 
 from parity_lib.metrics import LABELS
+from parity_lib.tools.plugin import REFERENCE_STEERER
 
 Report = Mapping[str, Any]
 Plots = Mapping[str, Mapping[str, str]]  # model -> caption -> image src (path or data URI)
@@ -251,11 +252,24 @@ def _tools(report: Report) -> str:
     tools = report.get("tools") or []
     if not tools:
         return "## Tools\n\nNot recorded."
+    mode = str((report.get("study_settings") or {}).get("steer_with", "hooks"))
     rows = [(t["name"], t["display"], f"{t['package']} {t['version']}" if t["package"] else "-", t["origin"],
-             t["steering"], t["attention"] or "the model's", t["code_sha256"]) for t in tools]
+             _steered(t, mode), t["attention"] or "the model's", t["code_sha256"]) for t in tools]
     note = report.get("attention_note")
     return ("## Tools\n\n" + (f"Attention: {note}.\n\n" if note else "")
-            + _table(("Tool", "What", "Package", "From", "Steers", "Attention", "Code sha256"), rows))
+            + _table(("Tool", "What", "Package", "From", "Steered in this run", "Attention", "Code sha256"), rows))
+
+
+def _steered(tool: dict, mode: str) -> str:
+    """Who applied this tool's direction in this run: under `--parity-steer-with hooks` (the default) one
+    reference steerer applies every tool's direction, so a tool's own mechanism is not exercised."""
+    if mode == "same":
+        return str(tool["steering"])
+    if tool["name"] == REFERENCE_STEERER:
+        return "its own hooks: the reference steerer, which applies every tool's direction"
+    own = ("its own mechanism is not exercised (`--parity-steer-with same` does)" if tool["own_steering"]
+           else "it has no mechanism of its own")
+    return f"the reference steerer ({REFERENCE_STEERER}) applies its direction; {own}"
 
 
 def _provenance(report: Report) -> str:

@@ -160,3 +160,36 @@ def test_cosine_matrix_marks_missing_data_as_nan():
 def test_data_uri_round_trips_the_png():
     uri = to_data_uri(PNG_MAGIC)
     assert base64.b64decode(uri.removeprefix("data:image/png;base64,")) == PNG_MAGIC
+
+
+@pytest.mark.parametrize("mode", ["hooks", "same"])
+def test_tools_table_says_who_steered_in_this_run(mode):
+    """Under the default `--parity-steer-with hooks` the reference steerer applies every tool's direction:
+    the table must not say a tool steered with its own mechanism when it did not."""
+    from parity_lib.report.markdown import _tools
+    from parity_lib.tools import describe
+
+    text = _tools({"tools": [describe(t) for t in ("hooks", "nnsight", "pyvene")],
+                   "study_settings": {"steer_with": mode}})
+    nnsight_row = next(line for line in text.splitlines() if line.startswith("| nnsight "))
+    if mode == "hooks":
+        assert "the reference steerer (hooks) applies its direction" in nnsight_row
+        assert "not exercised" in nnsight_row
+    else:
+        assert "its own mechanism" in nnsight_row and "reference steerer" not in nnsight_row
+
+
+@pytest.mark.parametrize(("diverge_on", "starts"), [
+    pytest.param((), "The tools agree on every model: no tooling effect", id="outcome-4"),
+    pytest.param((QWEN, GEMMA), "The tools diverge on two or more models: a real tooling effect", id="outcome-1"),
+    pytest.param((QWEN,), "The tools diverge on some models and agree on others", id="outcome-2"),
+])
+def test_first_line_says_what_happened_before_the_protocol_name(diverge_on, starts):
+    """"Outcome 4: Stop" read alone sounds like a failure; the first line says what was found, then names
+    the Section E outcome."""
+    from parity_lib.headline import headline
+
+    summaries = study(diverge_on)
+    decision = decide(summaries, {m: {t: True for t in TOOLS} for m in (QWEN, GEMMA)})
+    head = headline(decision, report_for(summaries)["models"], [], {}, {}, {}, TOOLS, ["hooks"])
+    assert head.text.startswith(starts) and f"(Section E {decision.verdict})" in head.text, head.text
