@@ -33,12 +33,14 @@ def suite(pytestconfig: pytest.Config):
 @pytest.fixture(scope="session")
 def loaded_model(suite, model_name: str, pytestconfig: pytest.Config):
     run = _run(pytestconfig)
-    run.announce(f"{model_name}: loading ({suite.dtype}, {suite.device})")
+    if model_name not in run.models:
+        run.announce(f"{model_name}: loading ({suite.dtype}, {suite.device})")
     started = time.perf_counter()
     lm = suite.model(model_name)
     run.models[model_name] = lm.describe()
     run.progress(f"{model_name}: loaded in {time.perf_counter() - started:.1f}s "
-                 f"({lm.describe()['architecture']}, {lm.n_layers} layers, {suite.dtype}, {lm.device})")
+                 f"({lm.describe()['architecture']}, {lm.n_layers} layers, {suite.dtype}, {lm.device})",
+                 once=f"loaded {model_name}")
     return lm
 
 
@@ -90,7 +92,8 @@ def gate_open(loaded_model, suite, pytestconfig: pytest.Config, model_name: str)
     run.gate[model_name] = {"passed": status.passed, "source": status.source, "failed": list(status.failed),
                             "overridden": overridden and not status.passed}
     verdict = "open" if status.passed else ("OVERRIDDEN" if overridden else "CLOSED")
-    run.progress(f"{model_name}: gate {verdict} ({status.source}, {time.perf_counter() - started:.1f}s)")
+    run.progress(f"{model_name}: gate {verdict} ({status.source}, {time.perf_counter() - started:.1f}s)",
+                 once=f"gate {model_name}")
     if not status.passed and not overridden:
         pytest.fail(status.message(), pytrace=False)
     return status
@@ -101,7 +104,8 @@ def baseline(store, loaded_model, pytestconfig: pytest.Config) -> dict[str, Any]
     """The model's unsteered rates on the evaluation prompts: the line every steered rate is read against."""
     run = _run(pytestconfig)
     name = loaded_model.spec.name
-    run.announce(f"{name}: unsteered baseline")
+    if name not in run.baselines:
+        run.announce(f"{name}: unsteered baseline")
     started = time.perf_counter()
     record, computed = store.baseline(loaded_model)
     run.baselines[name] = {"rates": record["rates"], "n_prompts": record["n_prompts"],
@@ -109,7 +113,7 @@ def baseline(store, loaded_model, pytestconfig: pytest.Config) -> dict[str, Any]
     rates = record["rates"]
     run.progress(f"{name}: unsteered refusal {rates['refusal']:.0%} garbled {rates['garbled']:.0%} normal "
                  f"{rates['normal']:.0%}, {time.perf_counter() - started:.1f}s "
-                 f"({'computed' if computed else 'reused'})")
+                 f"({'computed' if computed else 'reused'})", once=f"baseline {name}")
     return record
 
 

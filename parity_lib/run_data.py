@@ -46,6 +46,7 @@ class ParityRun:
     gate_decided: dict[str, Any] = field(default_factory=dict, repr=False)  # this process's gate decisions
     _printed: set[str] = field(default_factory=set)
     _pending: list[str] = field(default_factory=list)
+    _said: set[str] = field(default_factory=set)  # `progress(once=...)` keys already shown
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> ParityRun:
@@ -99,8 +100,14 @@ class ParityRun:
             reporter.ensure_newline()
             reporter.write_line(f"parity: {line} ...")
 
-    def progress(self, line: str) -> None:
-        """Work finished: the line rides on the current test's report to the controller's terminal."""
+    def progress(self, line: str, *, once: str | None = None) -> None:
+        """Work finished: the line rides on the current test's report to the controller's terminal. With
+        `once`, only the first line of that key is shown (pytest sets a parametrized session fixture up
+        again when the parameter alternates; a model loaded from the cache is not news)."""
+        if once is not None:
+            if once in self._said:
+                return
+            self._said.add(once)
         self._pending.append(line)
 
     @pytest.hookimpl(wrapper=True)
