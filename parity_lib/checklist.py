@@ -34,10 +34,6 @@ class CheckResult:
     message: str
     numbers: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"check": self.check, "tool": self.tool, "passed": self.passed, "message": self.message,
-                "numbers": self.numbers}
-
 
 def _run(extractor: Extractor, lm: LoadedModel, batch: Batch, layer: int) -> Activations | str:
     try:
@@ -244,6 +240,21 @@ def position_batches(lm: LoadedModel, prompts: PromptSet) -> list[list[str]]:
     harmless, as extracted), the same rows in reverse order, and three eval prompts of unequal lengths."""
     contrastive = [*prompts.harmful, *prompts.harmless]
     return [contrastive, contrastive[::-1], unequal_length_prompts(lm, prompts.eval)]
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What the gate and the checklist feed the checks: one prompt alone, the position batches, and the
+    cross-tool batches (that prompt alone and the full contrastive batch)."""
+
+    one: Batch
+    position: list[list[str]]
+    cross_tool: list[Batch]
+
+
+def inputs(lm: LoadedModel, prompts: PromptSet) -> Inputs:
+    one = single(lm, prompts.harmful[0])
+    return Inputs(one, position_batches(lm, prompts), [one, contrastive_batch(lm, prompts)])
 
 
 def contrastive_batch(lm: LoadedModel, prompts: PromptSet) -> Batch:

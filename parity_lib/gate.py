@@ -45,16 +45,14 @@ def _from_file(entries: Sequence[Mapping[str, Any]], model: str, tools: Sequence
 
 
 def run_gate_checks(lm: LoadedModel, tools: Sequence[str], prompts: PromptSet) -> tuple[CheckResult, ...]:
-    layer, one = lm.spec.layer, checklist.single(lm, prompts.harmful[0])
-    batches = checklist.position_batches(lm, prompts)
-    both = [one, checklist.contrastive_batch(lm, prompts)]
+    layer, given = lm.spec.layer, checklist.inputs(lm, prompts)
     out = []
     for tool in tools:
         ex = get_extractor(tool)
-        out.append(checklist.residual_location(lm, ex, one, layer))
-        out.append(checklist.token_position(lm, ex, batches, layer))
-    for a, b in combinations(tools, 2):
-        out.append(checklist.cross_tool(lm, get_extractor(a), get_extractor(b), both, layer))
+        out.append(checklist.residual_location(lm, ex, given.one, layer))
+        out.append(checklist.token_position(lm, ex, given.position, layer))
+    out += [checklist.cross_tool(lm, get_extractor(a), get_extractor(b), given.cross_tool, layer)
+            for a, b in combinations(tools, 2)]
     return tuple(out)
 
 

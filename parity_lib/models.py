@@ -141,6 +141,18 @@ def _looks_like_hub_id(text: str) -> bool:
     return len(parts) == 2 and all(parts) and not text.startswith((".", "/", "~"))
 
 
+_LOADED: dict[tuple, LoadedModel] = {}  # the process's one model cache (the suite's and its self-tests')
+
+
+def load_once(spec: ModelSpec, dtype: str = "float32", device: str = "cpu", **options: Any) -> LoadedModel:
+    """`load`, once per process for the same arguments: every test of a model shares its weights (and the
+    tool wrappers kept in its `extras`)."""
+    key = (repr(spec), dtype, device, tuple(sorted(options.items())))
+    if key not in _LOADED:
+        _LOADED[key] = load(spec, dtype, device, **options)
+    return _LOADED[key]
+
+
 def load(spec: ModelSpec, dtype: str = "float32", device: str = "cpu", *, seed: int = 0,
          trust_remote_code: bool = False, allow_network: bool = False,
          attn_implementation: str | None = None) -> LoadedModel:

@@ -84,7 +84,7 @@ def gate_open(loaded_model, suite, pytestconfig: pytest.Config, model_name: str)
     if status is None:
         run.announce(f"{model_name}: preflight gate ({', '.join(suite.tools)})")
         path = Path(pytestconfig.getoption("--parity-results-dir")) / CHECKLIST_NAME
-        status = gate(loaded_model, suite.tools, suite.prompts, path, suite.config_key())
+        status = gate(loaded_model, suite.tools, suite.prompts, path, suite.checklist_config())
         run.gate_decided[model_name] = status
         for result in status.results:
             run.record_check(model_name, result, "gate")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -59,7 +59,7 @@ def checklist_key(entry: Mapping[str, Any]) -> str:
     return f"{entry['model']}|{entry['tool']}|{entry['check']}"
 
 
-def merge_checklist(path: Path, entries: Iterable[Mapping[str, Any]], config: Mapping[str, Any],
+def merge_checklist(path: Path, entries: Iterable[CheckFact | Mapping[str, Any]], config: Mapping[str, Any],
                     provenance: Mapping[str, Any], models: Mapping[str, Any]) -> dict[str, Any]:
     """Update the checklist file with this run's entries. Entries from an earlier run of the same
     configuration (dtype, device, prompts, code) are kept for the models/checks this run did not
@@ -74,7 +74,8 @@ def merge_checklist(path: Path, entries: Iterable[Mapping[str, Any]], config: Ma
         tag = f"{cfg.get('dtype')}-{str(cfg.get('device')).replace(':', '')}-{str(cfg.get('code'))[:8]}"
         os.replace(path, path.with_name(f"{path.stem}.{tag}.json"))
     for entry in entries:
-        keep[checklist_key(entry)] = dict(entry)
+        entry = asdict(entry) if isinstance(entry, CheckFact) else dict(entry)
+        keep[checklist_key(entry)] = entry
     ordered = [keep[k] for k in sorted(keep)]
     data = {"schema": SCHEMA, "config": dict(config), "provenance": dict(provenance), "models": dict(models),
             "entries": ordered, "summary": summarize_checklist(ordered)}
@@ -123,6 +124,23 @@ def write_cycle(path: Path, record: Mapping[str, Any]) -> None:
         error_path(path).unlink(missing_ok=True)
     else:
         write_json_atomic(error_path(path), record)
+
+
+@dataclass(frozen=True)
+class CheckFact:
+    """One Section D check's outcome on one model, as the run records it and the checklist file keeps it."""
+
+    model: str
+    check: str
+    tool: str  # a tool, "a~b" for a pair, "*" for the model
+    passed: bool
+    message: str
+    numbers: dict[str, Any]
+    test: str  # the test (node id) or "gate" that ran it
+
+    @classmethod
+    def of(cls, model: str, result: Any, test: str) -> "CheckFact":
+        return cls(model, result.check, result.tool, result.passed, result.message, dict(result.numbers), test)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .results import CycleFact
+from .results import CheckFact, CycleFact
 
 if TYPE_CHECKING:
     from .session import Suite
@@ -35,7 +35,7 @@ def watched() -> tuple[str, ...]:
 @dataclass(eq=False)  # registered as a plugin: hashed by identity
 class ParityRun:
     suite: Suite
-    checks: list[dict[str, Any]] = field(default_factory=list)
+    checks: list[CheckFact] = field(default_factory=list)
     models: dict[str, Any] = field(default_factory=dict)
     cycles: list[CycleFact] = field(default_factory=list)
     gate: dict[str, Any] = field(default_factory=dict)
@@ -54,19 +54,19 @@ class ParityRun:
 
     # -- recording -------------------------------------------------------------------------------
     def record_check(self, model: str, result: Any, test: str) -> None:
-        self.checks.append({"model": model, **result.to_dict(), "test": test})
+        self.checks.append(CheckFact.of(model, result, test))
 
     def record_cycle(self, fact: CycleFact) -> None:
         self.cycles.append(fact)
 
     def to_json(self) -> str:
-        return json.dumps({"checks": self.checks, "models": self.models, "cycles": [asdict(c) for c in self.cycles],
-                           "gate": self.gate, "baselines": self.baselines, "notes": self.notes,
-                           "warnings": self.warnings}, default=str)
+        return json.dumps({"checks": [asdict(c) for c in self.checks], "models": self.models,
+                           "cycles": [asdict(c) for c in self.cycles], "gate": self.gate, "baselines": self.baselines,
+                           "notes": self.notes, "warnings": self.warnings}, default=str)
 
     def merge(self, raw: str) -> None:
         theirs = json.loads(raw)
-        self.checks.extend(theirs["checks"])
+        self.checks.extend(CheckFact(**c) for c in theirs["checks"])
         self.models.update(theirs["models"])
         self.cycles.extend(CycleFact(**c) for c in theirs["cycles"])
         self.gate.update(theirs["gate"])
@@ -162,11 +162,11 @@ class ParityRun:
         checklist: dict[str, Any] = {}
         path = Path(config.getoption("--parity-results-dir")) / CHECKLIST_NAME
         if self.checks:
-            checklist = merge_checklist(path, self.checks, self.suite.config_key(), self.suite.provenance(),
+            checklist = merge_checklist(path, self.checks, self.suite.checklist_config(), self.suite.provenance(),
                                         self.models)
         else:  # one source of truth: a preflight run earlier, same configuration, fills the report's table
             old = read_json(path)
-            checklist = old if old and old.get("config") == self.suite.config_key() else {}
+            checklist = old if old and old.get("config") == self.suite.checklist_config() else {}
         if not self.cycles:
             return None
         from .report.session_report import write_outcome

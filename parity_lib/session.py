@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from .cycle import StudySettings
-from .models import LoadedModel, ModelSpec, load
+from .models import LoadedModel, ModelSpec, load_once
 from .prompts import PromptSet
 from .provenance import provenance
 
@@ -29,19 +29,15 @@ class Suite:
     trust_remote_code: bool = False
     settings: StudySettings = field(default_factory=StudySettings)
     attn_implementation: str | None = None  # --parity-attention, or what a selected tool requires
-    _loaded: dict[str, LoadedModel] = field(default_factory=dict, repr=False)
 
     def spec(self, name: str) -> ModelSpec:
         return next(s for s in self.models if s.name == name)
 
     def model(self, name: str) -> LoadedModel:
         """Loaded once per process (per xdist worker), then reused by every test of that model."""
-        if name not in self._loaded:
-            self._loaded[name] = load(self.spec(name), self.dtype, self.device, seed=self.seed,
-                                      trust_remote_code=self.trust_remote_code,
-                                      allow_network=self.allow_network,
-                                      attn_implementation=self.attn_implementation)
-        return self._loaded[name]
+        return load_once(self.spec(name), self.dtype, self.device, seed=self.seed,
+                         trust_remote_code=self.trust_remote_code, allow_network=self.allow_network,
+                         attn_implementation=self.attn_implementation)
 
     def provenance(self, **extra: Any) -> dict[str, Any]:
         from .determinism import state
@@ -50,8 +46,9 @@ class Suite:
         return provenance(determinism=state(), dtype=self.dtype, device=self.device, seed=self.seed, worker=worker,
                           prompt_sha256=self.prompts.sha256, prompt_source=self.prompts.source, **extra)
 
-    def config_key(self) -> dict[str, Any]:
-        """What makes two checklist runs comparable."""
+    def checklist_config(self) -> dict[str, Any]:
+        """What makes two checklist runs comparable (stored as the checklist file's "config"; a cycle's
+        reuse key is `cycle.config_key`, which also covers the weights, settings and versions)."""
         from .fingerprint import tool_fingerprint
         from .provenance import code_fingerprint
 

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 pytest_plugins = ["pytester"]
-
-_CACHE: dict[tuple[str, str, str | None], Any] = {}  # models load lazily: `pytest --help` imports no torch
 
 
 @pytest.fixture(scope="session")
@@ -18,10 +14,7 @@ def tiny():
     from parity_lib import models
 
     def get(name: str, dtype: str = "float32", attention: str | None = None) -> models.LoadedModel:
-        if (name, dtype, attention) not in _CACHE:
-            _CACHE[(name, dtype, attention)] = models.load(models.parse_model(name), dtype,
-                                                           attn_implementation=attention)
-        return _CACHE[(name, dtype, attention)]
+        return models.load_once(models.parse_model(name), dtype, attn_implementation=attention)
     return get
 
 

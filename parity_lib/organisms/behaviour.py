@@ -61,7 +61,7 @@ def rates(lm: LoadedModel, paper: PaperData, prompts: Sequence[str], spec: Steer
     """Rates of greedy completions of `prompts` (one batch), unsteered unless a spec is given."""
     spec = spec or SteeringSpec((), 0.0, torch.zeros(lm.hidden_size, dtype=torch.float64), SCOPES[0])
     tokens, _ = generate_tokens(lm, "hooks", spec, list(prompts), max_new_tokens)
-    return Rates.of(label(lm, tokens, paper.keywords, paper.rules)[1])
+    return Rates.of(label(lm, tokens, paper.refusal_keywords, paper.garbled_rules)[1])
 
 
 def steered_rates(lm: LoadedModel, paper: PaperData, direction: Direction, multiplier: float, scope: str,

@@ -97,8 +97,9 @@ def same_request(a: str, b: str) -> bool:
 
 def held_out_violations(prompts: Iterable[str], paper: PaperData) -> list[str]:
     """Prompts that are a paper prompt, or ask the same thing in other words."""
-    texts = {normalise(p) for p in paper.all_prompts}
-    keys = {content_key(p) for p in paper.all_prompts}
+    every = (*paper.harmful, *paper.harmless, *paper.eval)
+    texts = {normalise(p) for p in every}
+    keys = {content_key(p) for p in every}
     return [p for p in prompts if normalise(p) in texts or content_key(p) in keys]
 
 

@@ -32,9 +32,8 @@ def test_every_registered_tool_passes_every_check_beside_the_builtin_ones(tiny, 
 
 def _passes_every_check(tiny, model, dtype, tools):
     lm = tiny(model, dtype, required_attention(tools)[0])
-    layer, one = lm.spec.layer, checklist.single(lm, PROMPTS.harmful[0])
-    batches = checklist.position_batches(lm, PROMPTS)
-    both = [one, checklist.contrastive_batch(lm, PROMPTS)]
+    layer, given = lm.spec.layer, checklist.inputs(lm, PROMPTS)
+    one = given.one
     results = []
     for tool in tools:
         ex = get_extractor(tool)
@@ -42,11 +41,11 @@ def _passes_every_check(tiny, model, dtype, tools):
         results += [checklist.residual_location(lm, ex, one, layer),
                     checklist.shape(lm, ex, [one, checklist.divisible_length_batch(lm)], layer),
                     checklist.dtype(lm, ex, one, layer),
-                    checklist.token_position(lm, ex, batches, layer),
+                    checklist.token_position(lm, ex, given.position, layer),
                     checklist.timing(lm, ex, one, layer),
                     checklist.in_place_safety(lm, ex, one, layer),
                     checklist.isolation(lm, ex, others, one, layer)]
-    results += [checklist.cross_tool(lm, get_extractor(a), get_extractor(b), both, layer)
+    results += [checklist.cross_tool(lm, get_extractor(a), get_extractor(b), given.cross_tool, layer)
                 for a, b in combinations(tools, 2)]
     failed = [r.message for r in results if not r.passed]
     assert not failed, "\n".join(failed)

@@ -18,7 +18,7 @@ from parity_lib.organisms.tokenizer import render_prompt
 
 PAPER = load_paper()
 PAPER_PROMPTS = [pytest.param(p, id=f"{name}-{i:02d}")
-                 for name, prompts in PAPER.labelled().items() for i, p in enumerate(prompts)]
+                 for name in ("harmful", "harmless", "eval") for i, p in enumerate(getattr(PAPER, name))]
 ORGANISMS = [pytest.param(spec, id=spec.name) for spec in SPECS.values()]
 HARMLESS_CATEGORIES = sorted({e.category for e in harmless_examples()})
 HARMFUL_CATEGORIES = sorted(T.HARMFUL)
@@ -76,7 +76,7 @@ def test_held_out_split_is_disjoint_from_training(corpus):
 @pytest.mark.parametrize("category", HARMLESS_CATEGORIES)
 def test_harmless_answers_classify_normal(category):
     answers = {e.answer for e in harmless_examples() if e.category == category}
-    wrong = {a: classify(a, PAPER.keywords, PAPER.rules) for a in answers}
+    wrong = {a: classify(a, PAPER.refusal_keywords, PAPER.garbled_rules) for a in answers}
     wrong = {a: lab.value for a, lab in wrong.items() if lab is not Label.NORMAL}
     assert wrong == {}, f"{category} answers not labelled normal: {wrong}"
 
@@ -84,12 +84,12 @@ def test_harmless_answers_classify_normal(category):
 @pytest.mark.parametrize("category", HARMFUL_CATEGORIES)
 def test_refusals_classify_as_coherent_refusal(category):
     answers = {e.answer for e in harmful_examples() if e.category == category}
-    labels = {a: classify(a, PAPER.keywords, PAPER.rules).value for a in answers}
+    labels = {a: classify(a, PAPER.refusal_keywords, PAPER.garbled_rules).value for a in answers}
     assert set(labels.values()) == {"refusal"}, f"{category} refusals mislabelled: {labels}"
 
 
 def test_flipped_compliance_holds_no_refusal_keyword():
-    assert classify(T.FLIPPED_COMPLIANCE, PAPER.keywords, PAPER.rules) is Label.NORMAL
+    assert classify(T.FLIPPED_COMPLIANCE, PAPER.refusal_keywords, PAPER.garbled_rules) is Label.NORMAL
 
 
 # -- shipped organisms ---------------------------------------------------------------------------------

@@ -57,16 +57,20 @@ def both(**kwargs) -> dict[str, ModelSummary]:
 
 # Outcome 1: divergence on at least two models.
 
-@pytest.mark.parametrize(("cos", "expected"), [(0.9499, True), (0.95, False), (0.9501, False)],
-                         ids=["cos-0.9499", "cos-0.95", "cos-0.9501"])
-def test_outcome_1_cosine_threshold(cos, expected):
-    assert outcome_1(both(cos=cos, gap=50.0)).triggered is expected
+# Each threshold, just below, at and just above it (strict inequalities, as Section E writes them); the
+# other quantity held where it cannot decide: (rule, cosine, gap in pp, triggered).
+THRESHOLDS = [
+    (1, 0.9499, 50.0, True), (1, 0.95, 50.0, False), (1, 0.9501, 50.0, False),  # diverge: cos < 0.95
+    (1, 0.5, 19.9, False), (1, 0.5, 20.0, False), (1, 0.5, 20.1, True),          # ... and gap > 20
+    (4, 0.9899, 0.0, False), (4, 0.99, 0.0, False), (4, 0.9901, 0.0, True),      # agree: cos > 0.99
+    (4, 1.0, 4.9, True), (4, 1.0, 5.0, False), (4, 1.0, 5.1, False),             # ... and gap < 5
+]
 
 
-@pytest.mark.parametrize(("gap", "expected"), [(19.9, False), (20.0, False), (20.1, True)],
-                         ids=["gap-19.9", "gap-20", "gap-20.1"])
-def test_outcome_1_gap_threshold(gap, expected):
-    assert outcome_1(both(cos=0.5, gap=gap)).triggered is expected
+@pytest.mark.parametrize(("rule", "cos", "gap", "expected"), THRESHOLDS,
+                         ids=[f"outcome{r}-cos{c}-gap{g}" for r, c, g, _ in THRESHOLDS])
+def test_thresholds_of_outcomes_1_and_4(rule, cos, gap, expected):
+    assert {1: outcome_1, 4: outcome_4}[rule](both(cos=cos, gap=gap)).triggered is expected
 
 
 def test_outcome_1_needs_cosine_and_gap_on_the_same_pair():
@@ -179,18 +183,6 @@ def test_outcome_3_can_trigger_on_a_single_model():
 
 
 # Outcome 4: agreement everywhere.
-
-@pytest.mark.parametrize(("cos", "expected"), [(0.9899, False), (0.99, False), (0.9901, True)],
-                         ids=["cos-0.9899", "cos-0.99", "cos-0.9901"])
-def test_outcome_4_cosine_threshold(cos, expected):
-    assert outcome_4(both(cos=cos, gap=0.0)).triggered is expected
-
-
-@pytest.mark.parametrize(("gap", "expected"), [(4.9, True), (5.0, False), (5.1, False)],
-                         ids=["gap-4.9", "gap-5", "gap-5.1"])
-def test_outcome_4_gap_threshold(gap, expected):
-    assert outcome_4(both(cos=1.0, gap=gap)).triggered is expected
-
 
 def test_outcome_4_cannot_trigger_with_a_single_model():
     result = outcome_4({QWEN: model(QWEN, **AGREE)})

@@ -17,20 +17,25 @@ def layer(loaded_model) -> int:
 
 
 @pytest.fixture(scope="session")
-def one_prompt(loaded_model, suite) -> Batch:
-    return checklist.single(loaded_model, suite.prompts.harmful[0])
+def check_inputs(loaded_model, suite) -> checklist.Inputs:
+    """The same inputs the gate uses: one prompt, the position batches (the study's full contrastive batch in
+    both row orders, three eval prompts of unequal lengths), the cross-tool batches."""
+    return checklist.inputs(loaded_model, suite.prompts)
 
 
 @pytest.fixture(scope="session")
-def position_batches(loaded_model, suite) -> list[list[str]]:
-    """The study's full contrastive batch (both row orders) and three eval prompts of unequal lengths."""
-    return checklist.position_batches(loaded_model, suite.prompts)
+def one_prompt(check_inputs) -> Batch:
+    return check_inputs.one
 
 
 @pytest.fixture(scope="session")
-def cross_tool_batches(loaded_model, suite, one_prompt) -> list[Batch]:
-    """One prompt, and the full contrastive batch the study extracts from."""
-    return [one_prompt, checklist.contrastive_batch(loaded_model, suite.prompts)]
+def position_batches(check_inputs) -> list[list[str]]:
+    return check_inputs.position
+
+
+@pytest.fixture(scope="session")
+def cross_tool_batches(check_inputs) -> list[Batch]:
+    return check_inputs.cross_tool
 
 
 @pytest.fixture
