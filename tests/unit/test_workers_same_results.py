@@ -11,7 +11,7 @@ import pytest
 
 from tests.unit.test_plugin import pytest_run
 
-# both organisms, so `--dist loadgroup` puts one model on each worker; short, so two full runs stay cheap
+# both organisms, so `--dist loadgroup` puts one model on each worker; short, so three full runs stay cheap
 ARGS = ["parity_lib/suite", "-m", "study", "--parity-repeats", "2", "--parity-n-eval", "4",
         "--parity-max-new-tokens", "8", "--parity-tools", "hooks", "-p", "no:cacheprovider", "-q"]
 
@@ -27,21 +27,33 @@ def run(where: Path, *workers: str) -> dict[str, dict]:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     base = tmp_path_factory.mktemp("workers")
-    return run(base / "one", "-p", "no:xdist"), run(base / "two", "-n", "2", "--dist", "loadgroup"), base
+    return {"base": base, "one": run(base / "one", "-p", "no:xdist"),
+            "two": run(base / "two", "-n", "2", "--dist", "loadgroup"),
+            "four": run(base / "four", "-n", "4", "--dist", "loadgroup")}
 
 
-def test_two_workers_compute_the_same_cycles_as_one_process(runs):
-    one, two, _ = runs
-    assert sorted(one) == sorted(two) and len(one) == 2 * 2
+@pytest.mark.parametrize("which", ["two", "four"])
+def test_workers_compute_the_same_cycles_as_one_process(runs, which):
+    one, more = runs["one"], runs[which]
+    assert sorted(one) == sorted(more) and len(one) == 2 * 2
     for name, record in one.items():
-        other = two[name]
-        assert record["new_tokens"] == other["new_tokens"], f"{name}: tokens differ between -n 0 and -n 2"
+        other = more[name]
+        assert record["new_tokens"] == other["new_tokens"], f"{name}: tokens differ between one and several workers"
         assert record["labels"] == other["labels"], name
         assert record["direction"]["unit"] == other["direction"]["unit"], f"{name}: direction differs"
 
 
+def test_four_workers_for_two_models_still_keep_each_model_on_one_worker(runs):
+    """`-n 4` with two models: the scheduler has two units (one per model), so two workers do the work and
+    no model is loaded twice."""
+    by_model: dict[str, set] = {}
+    for r in runs["four"].values():
+        by_model.setdefault(r["model"], set()).add(r["provenance"].get("worker"))
+    assert all(len(w) == 1 for w in by_model.values()) and len(set().union(*by_model.values())) == 2, by_model
+
+
 def test_each_result_names_its_process_and_device(runs):
-    _, two, _ = runs
+    two = runs["two"]
     by_model: dict[str, set] = {}
     for r in two.values():
         by_model.setdefault(r["model"], set()).add(r["provenance"].get("worker"))
@@ -52,10 +64,10 @@ def test_each_result_names_its_process_and_device(runs):
 
 
 def test_the_verdict_is_the_same(runs):
-    _, _, base = runs
-    verdicts = [json.loads((base / d / "reports" / "phase1_outcome.json").read_text())["headline"]["text"]
-                for d in ("one", "two")]
-    assert verdicts[0] == verdicts[1]
+    base = runs["base"]
+    verdicts = {d: json.loads((base / d / "reports" / "phase1_outcome.json").read_text())["headline"]["text"]
+                for d in ("one", "two", "four")}
+    assert len(set(verdicts.values())) == 1, verdicts
 
 
 def test_a_test_id_names_its_model_longest_name_first():
