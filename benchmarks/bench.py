@@ -192,14 +192,14 @@ def main() -> None:
     ap.add_argument("--no-prove", dest="prove", action="store_false", help="skip the firing-map proof's timing")
     ap.add_argument("--bandwidth", type=float, default=4.8e12, help="HBM bytes/s for the decode floor (H200)")
     ap.add_argument("--deterministic", action="store_true")
-    ap.add_argument("--attn", default=None, help="attention implementation (eager under --deterministic)")
+    ap.add_argument("--attn", default=None, help="attention implementation (default: the model's own, as the "
+                                                 "suite does, also under --deterministic)")
     ap.add_argument("--out", default="benchmarks/RESULTS.md")
     args = ap.parse_args()
     if args.deterministic:
         from parity_lib.determinism import enable_determinism
 
         enable_determinism(42)
-        args.attn = args.attn or "eager"
     ps = prompts.load_prompts()
     rows = []
     for name in args.models:
