@@ -193,22 +193,14 @@ def _explicit(metafunc: pytest.Metafunc) -> set[str]:
     return {n.strip() for m in metafunc.definition.iter_markers("parametrize") for n in m.args[0].split(",")}
 
 
-@pytest.hookimpl(tryfirst=True)  # marks in place before xdist's worker hook reads them (pytest < 9)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The organism rebuild runs only when the -m expression names it; one xdist group per model, so
-    `--dist loadgroup` keeps each model (loaded once) on one worker (on pytest 9 the scheduler in
-    `xdist_hooks.py` does the grouping: xdist's own no longer reaches the node ids)."""
+    """The organism rebuild runs only when the -m expression names it. (`--dist loadgroup` keeps each model
+    on one worker through the scheduler in `xdist_hooks.py`, which reads the model from the test id.)"""
     if "rebuild" not in (config.option.markexpr or ""):
         skipped = [i for i in items if i.get_closest_marker("rebuild")]
         if skipped:
             config.hook.pytest_deselected(items=skipped)
             items[:] = [i for i in items if not i.get_closest_marker("rebuild")]
-    if not is_active(config) or not config.pluginmanager.hasplugin("xdist"):
-        return  # without xdist (`-p no:xdist`) its marker is unknown, and under --strict-markers an error
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        if callspec and "model_name" in callspec.params:
-            item.add_marker(pytest.mark.xdist_group(callspec.params["model_name"]))
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -59,7 +59,7 @@ def checklist_key(entry: Mapping[str, Any]) -> str:
     return f"{entry['model']}|{entry['tool']}|{entry['check']}"
 
 
-def merge_checklist(path: Path, entries: Iterable[CheckFact | Mapping[str, Any]], config: Mapping[str, Any],
+def merge_checklist(path: Path, entries: Iterable[Mapping[str, Any]], config: Mapping[str, Any],
                     provenance: Mapping[str, Any], models: Mapping[str, Any]) -> dict[str, Any]:
     """Update the checklist file with this run's entries. Entries from an earlier run of the same
     configuration (dtype, device, prompts, code) are kept for the models/checks this run did not
@@ -74,8 +74,7 @@ def merge_checklist(path: Path, entries: Iterable[CheckFact | Mapping[str, Any]]
         tag = f"{cfg.get('dtype')}-{str(cfg.get('device')).replace(':', '')}-{str(cfg.get('code'))[:8]}"
         os.replace(path, path.with_name(f"{path.stem}.{tag}.json"))
     for entry in entries:
-        entry = asdict(entry) if isinstance(entry, CheckFact) else dict(entry)
-        keep[checklist_key(entry)] = entry
+        keep[checklist_key(entry)] = dict(entry)
     ordered = [keep[k] for k in sorted(keep)]
     data = {"schema": SCHEMA, "config": dict(config), "provenance": dict(provenance), "models": dict(models),
             "entries": ordered, "summary": summarize_checklist(ordered)}

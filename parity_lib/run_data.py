@@ -162,8 +162,8 @@ class ParityRun:
         checklist: dict[str, Any] = {}
         path = Path(config.getoption("--parity-results-dir")) / CHECKLIST_NAME
         if self.checks:
-            checklist = merge_checklist(path, self.checks, self.suite.checklist_config(), self.suite.provenance(),
-                                        self.models)
+            checklist = merge_checklist(path, [asdict(c) for c in self.checks], self.suite.checklist_config(),
+                                        self.suite.provenance(), self.models)
         else:  # one source of truth: a preflight run earlier, same configuration, fills the report's table
             old = read_json(path)
             checklist = old if old and old.get("config") == self.suite.checklist_config() else {}

@@ -37,7 +37,8 @@ class XdistHooks:
         models = [m.name for m in suite_of(config).models]
 
         class ModelGroups(LoadGroupScheduling):
-            """xdist's own `@group` when the id carries one (older pytest), else one unit per model."""
+            """xdist's own `@group` when the id carries one (a test's own `xdist_group` mark, pytest < 9),
+            else one unit per model."""
 
             def _split_scope(self, nodeid: str) -> str:
                 scope = super()._split_scope(nodeid)

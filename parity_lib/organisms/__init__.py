@@ -6,10 +6,10 @@ so the protocol runs end to end, with meaning, on a CPU: see each directory's RE
 
 from parity_lib.organisms.build import build_organism, load_organism
 from parity_lib.organisms.corpus import Corpus, Example, build_corpus, held_out_violations
-from parity_lib.organisms.paper import PaperData, load_paper
+from parity_lib.organisms.paper import load_paper
 from parity_lib.organisms.spec import GEMMA2, LAYER, MODELS_DIR, QWEN2, SPECS, OrganismSpec
 
 __all__ = [
-    "Corpus", "Example", "GEMMA2", "LAYER", "MODELS_DIR", "OrganismSpec", "PaperData", "QWEN2", "SPECS",
+    "Corpus", "Example", "GEMMA2", "LAYER", "MODELS_DIR", "OrganismSpec", "QWEN2", "SPECS",
     "build_corpus", "build_organism", "held_out_violations", "load_organism", "load_paper",
 ]

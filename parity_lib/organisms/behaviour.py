@@ -22,8 +22,7 @@ from parity_lib.cycle import generate_tokens, label
 from parity_lib.directions import Direction, diff_of_means
 from parity_lib.extractors import HooksExtractor
 from parity_lib.models import LoadedModel
-from parity_lib.organisms.paper import PaperData
-from parity_lib.prompts import format_all
+from parity_lib.prompts import PromptSet, format_all
 from parity_lib.steering import SCOPES, SteeringSpec
 
 MAX_NEW_TOKENS = 256
@@ -48,7 +47,7 @@ class Rates:
         return f"{100 * self.refusal:.0f}/{100 * self.normal:.0f}/{100 * self.garbled:.0f}"
 
 
-def paper_direction(lm: LoadedModel, paper: PaperData, layer: int) -> Direction:
+def paper_direction(lm: LoadedModel, paper: PromptSet, layer: int) -> Direction:
     """The paper's direction from its 5+5 contrastive prompts, as the study's hooks cycle extracts it."""
     texts = format_all(lm.tokenizer, [*paper.harmful, *paper.harmless])
     acts = HooksExtractor().extract(lm, encode(lm.tokenizer, texts, templated=lm.templated, device=lm.device), layer)
@@ -56,7 +55,7 @@ def paper_direction(lm: LoadedModel, paper: PaperData, layer: int) -> Direction:
     return diff_of_means(acts.last[:n], acts.last[n:], layer)
 
 
-def rates(lm: LoadedModel, paper: PaperData, prompts: Sequence[str], spec: SteeringSpec | None = None,
+def rates(lm: LoadedModel, paper: PromptSet, prompts: Sequence[str], spec: SteeringSpec | None = None,
              max_new_tokens: int = MAX_NEW_TOKENS) -> Rates:
     """Rates of greedy completions of `prompts` (one batch), unsteered unless a spec is given."""
     spec = spec or SteeringSpec((), 0.0, torch.zeros(lm.hidden_size, dtype=torch.float64), SCOPES[0])
@@ -64,7 +63,7 @@ def rates(lm: LoadedModel, paper: PaperData, prompts: Sequence[str], spec: Steer
     return Rates.of(label(lm, tokens, paper.refusal_keywords, paper.garbled_rules)[1])
 
 
-def steered_rates(lm: LoadedModel, paper: PaperData, direction: Direction, multiplier: float, scope: str,
+def steered_rates(lm: LoadedModel, paper: PromptSet, direction: Direction, multiplier: float, scope: str,
                   max_new_tokens: int = MAX_NEW_TOKENS) -> Rates:
     """Rates on the 30 evaluation prompts, steered with multiplier × the unit direction over `scope`."""
     spec = SteeringSpec.build(direction.unit, direction.layer, lm.n_layers, multiplier, scope)

@@ -16,10 +16,11 @@ from parity_lib.organisms import templates as T
 from parity_lib.organisms.card import Provenance, file_sha256, read_provenance, write_card, write_defaults
 from parity_lib.organisms.corpus import Corpus, build_corpus
 from parity_lib.organisms.measure import measure
-from parity_lib.organisms.paper import PaperData, load_paper
+from parity_lib.organisms.paper import load_paper
 from parity_lib.organisms.spec import LAYER, OrganismSpec
 from parity_lib.organisms.tokenizer import build_tokenizer
 from parity_lib.organisms.train import train
+from parity_lib.prompts import PromptSet
 
 WEIGHTS_FILE = "model.safetensors"
 _SHIPPED_FILES = frozenset({WEIGHTS_FILE, "config.json", "generation_config.json", "tokenizer.json",
@@ -64,7 +65,7 @@ def _clear(directory: Path) -> None:
     shutil.rmtree(directory)
 
 
-def train_and_save(spec: OrganismSpec, seed: int, paper: PaperData, out: Path) -> tuple[Corpus, Provenance]:
+def train_and_save(spec: OrganismSpec, seed: int, paper: PromptSet, out: Path) -> tuple[Corpus, Provenance]:
     """Build corpus and tokenizer, train, save weights + tokenizer; return what the card needs."""
     corpus = build_corpus(paper, seed)
     tok = build_tokenizer(tokenizer_texts(corpus))
@@ -83,14 +84,14 @@ def train_and_save(spec: OrganismSpec, seed: int, paper: PaperData, out: Path) -
     return corpus, prov
 
 
-def _measure_and_write(spec: OrganismSpec, corpus: Corpus, prov: Provenance, paper: PaperData, out: Path,
+def _measure_and_write(spec: OrganismSpec, corpus: Corpus, prov: Provenance, paper: PromptSet, out: Path,
                        max_new_tokens: int) -> None:
     behaviour = measure(load_organism(out, spec.layer), corpus, paper, spec.layer, max_new_tokens)
     write_card(out, spec, prov, behaviour)
     write_defaults(out, spec, prov, behaviour)
 
 
-def build_organism(spec: OrganismSpec, seed: int, out: Path | None = None, paper: PaperData | None = None,
+def build_organism(spec: OrganismSpec, seed: int, out: Path | None = None, paper: PromptSet | None = None,
                    max_new_tokens: int = 256) -> Provenance:
     """The whole recipe for one organism, ending in a directory a fresh clone can use as is."""
     paper = paper or load_paper()
@@ -100,7 +101,7 @@ def build_organism(spec: OrganismSpec, seed: int, out: Path | None = None, paper
     return prov
 
 
-def remeasure_organism(spec: OrganismSpec, out: Path | None = None, paper: PaperData | None = None,
+def remeasure_organism(spec: OrganismSpec, out: Path | None = None, paper: PromptSet | None = None,
                        max_new_tokens: int = 256) -> Provenance:
     """Measure shipped weights again and rewrite card + defaults; the weights are not touched."""
     paper = paper or load_paper()

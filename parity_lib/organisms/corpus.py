@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import Iterable
 
 from parity_lib.organisms import templates as T
-from parity_lib.organisms.paper import PaperData
+from parity_lib.prompts import PromptSet
 
 # Frame and function words: two prompts that differ only in these ask the same thing.
 _FRAME_WORDS = frozenset(
@@ -95,7 +95,7 @@ def same_request(a: str, b: str) -> bool:
     return normalise(a) == normalise(b) or content_key(a) == content_key(b)
 
 
-def held_out_violations(prompts: Iterable[str], paper: PaperData) -> list[str]:
+def held_out_violations(prompts: Iterable[str], paper: PromptSet) -> list[str]:
     """Prompts that are a paper prompt, or ask the same thing in other words."""
     every = (*paper.harmful, *paper.harmless, *paper.eval)
     texts = {normalise(p) for p in every}
@@ -152,7 +152,7 @@ def _distinct(examples: Iterable[Example]) -> list[Example]:
     return kept
 
 
-def build_corpus(paper: PaperData, seed: int = 0, held_out_share: float = 0.1) -> Corpus:
+def build_corpus(paper: PromptSet, seed: int = 0, held_out_share: float = 0.1) -> Corpus:
     """All templated examples minus the paper's prompts, split into train and held out by `seed`.
 
     The vocabulary facts always stay in training: they are there to cover the paper's words.

@@ -15,7 +15,7 @@ from parity_lib.directions import Direction
 from parity_lib.models import LoadedModel
 from parity_lib.organisms import behaviour as B
 from parity_lib.organisms.corpus import Corpus
-from parity_lib.organisms.paper import PaperData
+from parity_lib.prompts import PromptSet
 
 logger = logging.getLogger(__name__)
 RAW_GRID = (0.0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0,
@@ -42,7 +42,7 @@ HELD_OUT_LABELS = {
 }
 
 
-def held_out_sets(corpus: Corpus, paper: PaperData) -> dict[str, list[str]]:
+def held_out_sets(corpus: Corpus, paper: PromptSet) -> dict[str, list[str]]:
     """Prompt sets never trained on (see HELD_OUT_LABELS): templated held-out ones, the paper's own."""
     return {
         "harmful": corpus.prompts(harmful=True, split="held_out") + list(paper.harmful),
@@ -106,7 +106,7 @@ def refinement(rows: list[tuple[float, B.Rates]], bar: float = COHERENT_BAR) -> 
     return [round_sig(math.sqrt(a * b)) for a, b in zip(span, span[1:])]
 
 
-def sweep_scope(lm: LoadedModel, paper: PaperData, direction: Direction, scope: str,
+def sweep_scope(lm: LoadedModel, paper: PromptSet, direction: Direction, scope: str,
                 max_new_tokens: int) -> list[tuple[float, B.Rates]]:
     """Eval-prompt rates over the coarse grid, then over its refinement around the band."""
     def at(m: float) -> B.Rates:
@@ -118,7 +118,7 @@ def sweep_scope(lm: LoadedModel, paper: PaperData, direction: Direction, scope: 
     return sorted(rows, key=lambda row: row[0])
 
 
-def sweep(lm: LoadedModel, paper: PaperData, layer: int,
+def sweep(lm: LoadedModel, paper: PromptSet, layer: int,
           max_new_tokens: int) -> tuple[float, dict[str, list[tuple[float, B.Rates]]]]:
     """The paper direction's raw norm, and the sweep table of both scopes."""
     direction = B.paper_direction(lm, paper, layer)
@@ -129,7 +129,7 @@ def sweep(lm: LoadedModel, paper: PaperData, layer: int,
     return direction.norm, table
 
 
-def measure(lm: LoadedModel, corpus: Corpus, paper: PaperData, layer: int,
+def measure(lm: LoadedModel, corpus: Corpus, paper: PromptSet, layer: int,
             max_new_tokens: int = B.MAX_NEW_TOKENS) -> Behaviour:
     """Unsteered rates on held-out sets, the sweep, and a default multiplier per scope."""
     unsteered = {name: B.rates(lm, paper, prompts, max_new_tokens=max_new_tokens)

@@ -2,8 +2,7 @@
 
 The organisms are built *around* these prompts: their words must be in the training corpus, the
 prompts themselves must not be, and behaviour is measured on them. The data is the suite's own
-`PromptSet`, read by the suite's loader (same validation, same error messages); `PaperData` is its name
-on the organisms' side.
+`PromptSet`, read by the suite's loader (same validation, same error messages).
 """
 
 from __future__ import annotations
@@ -12,8 +11,6 @@ from pathlib import Path
 
 from parity_lib.prompts import DEFAULT_PROMPTS as DEFAULT_PAPER_PROMPTS
 from parity_lib.prompts import PromptSet, load_prompts
-
-PaperData = PromptSet
 
 
 def load_paper(path: Path = DEFAULT_PAPER_PROMPTS) -> PromptSet:
