@@ -27,6 +27,7 @@ from .steering.compiled import MODES as GENERATION_MODES
 from .steering.compiled import reference_generation
 
 STEER_MODES = ("hooks", "same")
+PACKING = ("tools", "none")
 LOGIT_TOP_K = 64
 
 
@@ -40,6 +41,12 @@ class StudySettings:
     n_eval: int = 0  # 0 = all evaluation prompts
     multiplier: float | None = None  # None = the model spec's multiplier for the scope
     generation: str = "eager"  # the reference steerer's generation: eager | compiled (steering/compiled.py)
+    packing: str = "tools"  # tools: one repeat's tools generate in one batch (reference steerer, eager); none
+
+    def packs(self, n_tools: int) -> bool:
+        """Whether one repeat's cycles generate together: only through the one reference steerer (each
+        tool's own mechanism cannot share a call) and its eager path (the compiled one steers one spec)."""
+        return self.packing == "tools" and self.steer_with == "hooks" and self.generation == "eager" and n_tools > 1
 
     def __post_init__(self) -> None:
         if self.scope not in SCOPES:
@@ -47,6 +54,8 @@ class StudySettings:
         if self.steer_with not in STEER_MODES:
             raise ConfigError(f"--parity-steer-with {self.steer_with!r}: choose hooks (one reference steerer, "
                               f"isolates extraction) or same (each tool steers with its own mechanism)")
+        if self.packing not in PACKING:
+            raise ConfigError(f"--parity-packing {self.packing!r}: choose {' or '.join(PACKING)}")
         if self.generation not in GENERATION_MODES:
             raise ConfigError(f"--parity-generation {self.generation!r}: choose {', '.join(GENERATION_MODES)}")
         if self.repeats < 1 or self.max_new_tokens < 1 or self.gen_batch_size < 0 or self.n_eval < 0:
@@ -128,6 +137,28 @@ def generate_tokens(lm: LoadedModel, steerer_name: str, spec: SteeringSpec, prom
     return tokens, how
 
 
+def generate_packed_tokens(lm: LoadedModel, specs: Sequence[SteeringSpec], prompts: Sequence[str],
+                           max_new_tokens: int, batch_size: int = 0) -> list[list[list[int]]]:
+    """`generate_tokens` through the reference steerer for several specs at once: each chunk of prompts is
+    stacked once per spec into one generate call. One list of continuations per spec."""
+    from .steering.hooks import generate_packed
+
+    size = batch_size or len(prompts)
+    tokens: list[list[list[int]]] = [[] for _ in specs]
+    for start in range(0, len(prompts), size):
+        chunk = format_all(lm.tokenizer, prompts[start:start + size])
+        batch = encode(lm.tokenizer, chunk, templated=lm.templated, device=lm.device)
+        for mine, out in zip(tokens, generate_packed(lm, batch, specs, max_new_tokens)):
+            mine.extend(_strip(row.tolist(), lm.tokenizer) for row in out)
+    return tokens
+
+
+def _top(logits: torch.Tensor) -> dict[str, Any]:
+    k = min(LOGIT_TOP_K, logits.shape[-1])
+    top = logits.topk(k, dim=-1)
+    return {"ids": top.indices.tolist(), "values": top.values.tolist(), "k": k}
+
+
 def label(lm: LoadedModel, tokens: Sequence[Sequence[int]], keywords: Sequence[str],
           rules: GarbledRules) -> tuple[list[str], list[str]]:
     """Decoded texts and their classification labels (refusal / garbled / normal)."""
@@ -142,10 +173,7 @@ def steer_eval(lm: LoadedModel, steerer_name: str, spec: SteeringSpec, prompts: 
     tokens, how = generate_tokens(lm, steerer_name, spec, evals, settings.max_new_tokens, settings.gen_batch_size,
                                   settings.generation)
     full = encode(lm.tokenizer, format_all(lm.tokenizer, evals), templated=lm.templated, device=lm.device)
-    logits = get_steerer(steerer_name).logits(lm, full, spec)
-    k = min(LOGIT_TOP_K, logits.shape[-1])
-    top = logits.topk(k, dim=-1)
-    return tokens, {"ids": top.indices.tolist(), "values": top.values.tolist(), "k": k}, how
+    return tokens, _top(get_steerer(steerer_name).logits(lm, full, spec)), how
 
 
 def unsteered_eval(lm: LoadedModel, prompts: PromptSet, settings: StudySettings) -> dict[str, Any]:
@@ -168,25 +196,92 @@ def _strip(row: list[int], tokenizer) -> list[int]:
     return row[: row.index(eos) + 1] if eos is not None and eos in row else row
 
 
+def _spec(lm: LoadedModel, direction: Direction, settings: StudySettings) -> SteeringSpec:
+    return SteeringSpec.build(direction.unit, lm.spec.layer, lm.n_layers, settings.multiplier_for(lm), settings.scope)
+
+
+def _out_of_memory(what: str, settings: StudySettings) -> DeviceOutOfMemoryError:
+    return DeviceOutOfMemoryError(
+        f"{what}: out of device memory; lower --parity-gen-batch-size (now {settings.gen_batch_size or 'all'}) or "
+        f"--parity-max-new-tokens, use --parity-packing none (one tool per generate call) or "
+        f"--parity-dtype bfloat16")
+
+
+def _result(lm: LoadedModel, tool: str, repeat: int, direction: Direction, spec: SteeringSpec, steerer: str,
+            tokens: list[list[int]], logits_top: dict[str, Any], how: dict[str, Any], prompts: PromptSet,
+            settings: StudySettings, timings: dict[str, float]) -> CycleResult:
+    texts, labels = label(lm, tokens, prompts.refusal_keywords, prompts.garbled_rules)
+    steering = {**spec.describe(), "steer_with": steerer, "max_new_tokens": settings.max_new_tokens,
+                "gen_batch_size": settings.gen_batch_size or len(tokens), "decoding": "greedy",
+                "generation": how}
+    return CycleResult(lm.spec.name, tool, repeat, direction, steering, labels, texts, tokens, logits_top, timings)
+
+
 def run_cycle(lm: LoadedModel, tool: str, prompts: PromptSet, settings: StudySettings,
               repeat: int) -> CycleResult:
     start = time.perf_counter()
     try:
         direction = extract_direction(lm, tool, prompts)
         extracted = time.perf_counter()
-        multiplier = settings.multiplier_for(lm)
-        spec = SteeringSpec.build(direction.unit, lm.spec.layer, lm.n_layers, multiplier, settings.scope)
+        spec = _spec(lm, direction, settings)
         steerer = steering_tool(tool) if settings.steer_with == "same" else "hooks"
         tokens, logits_top, how = steer_eval(lm, steerer, spec, prompts, settings)
     except torch.cuda.OutOfMemoryError:
-        raise DeviceOutOfMemoryError(
-            f"{lm.spec.name}/{tool} r{repeat}: out of device memory; lower --parity-gen-batch-size (now "
-            f"{settings.gen_batch_size or 'all'}) or --parity-max-new-tokens, or use --parity-dtype bfloat16") from None
+        raise _out_of_memory(f"{lm.spec.name}/{tool} r{repeat}", settings) from None
     done = time.perf_counter()
-    texts, labels = label(lm, tokens, prompts.refusal_keywords, prompts.garbled_rules)
-    steering = {**spec.describe(), "steer_with": steerer, "max_new_tokens": settings.max_new_tokens,
-                "gen_batch_size": settings.gen_batch_size or len(tokens), "decoding": "greedy",
-                "generation": how}
-    return CycleResult(lm.spec.name, tool, repeat, direction, steering, labels, texts, tokens, logits_top,
-                       {"extract_s": extracted - start, "generate_s": done - extracted,
-                        "total_s": time.perf_counter() - start})
+    return _result(lm, tool, repeat, direction, spec, steerer, tokens, logits_top, how, prompts, settings,
+                   {"extract_s": extracted - start, "generate_s": done - extracted,
+                    "total_s": time.perf_counter() - start})
+
+
+def run_repeat(lm: LoadedModel, tools: Sequence[str], prompts: PromptSet, settings: StudySettings,
+               repeat: int) -> dict[str, CycleResult | Exception]:
+    """Every tool's cycle of one repeat, their steered generations packed into one batch (`settings.packs`).
+
+    Each tool still extracts afresh and gets its own direction; the evaluation prompts are stacked once per
+    tool and each block is steered by its own tool's m·v (`steering.hooks.generate_packed`). Reruns stay
+    separate calls, so run-to-run noise is still measured between repeats, while tools of one repeat share
+    the call's numerics: a tool whose direction differs shows up on its own. A tool whose extraction fails
+    gets its exception in the result; the others go on."""
+    out: dict[str, CycleResult | Exception] = {}
+    ready: dict[str, tuple[Direction, SteeringSpec, float]] = {}
+    for tool in tools:
+        start = time.perf_counter()
+        try:
+            direction = extract_direction(lm, tool, prompts)
+        except torch.cuda.OutOfMemoryError:
+            out[tool] = _out_of_memory(f"{lm.spec.name}/{tool} r{repeat}", settings)
+            continue
+        except Exception as exc:
+            out[tool] = exc
+            continue
+        ready[tool] = (direction, _spec(lm, direction, settings), time.perf_counter() - start)
+    if not ready:
+        return out
+    names = list(ready)
+    started = time.perf_counter()
+    try:
+        evals = list(prompts.eval[: settings.n_eval or None])
+        tokens = generate_packed_tokens(lm, [ready[t][1] for t in names], evals, settings.max_new_tokens,
+                                        settings.gen_batch_size)
+        generated = time.perf_counter()
+        full = encode(lm.tokenizer, format_all(lm.tokenizer, evals), templated=lm.templated, device=lm.device)
+        reference = get_steerer("hooks")
+        tops = [_top(reference.logits(lm, full, ready[t][1])) for t in names]
+    except torch.cuda.OutOfMemoryError:
+        error = _out_of_memory(f"{lm.spec.name} r{repeat} ({len(names)} tools in one batch)", settings)
+        return {**out, **{t: error for t in names}}
+    except Exception as exc:
+        return {**out, **{t: exc for t in names}}
+    generate_s, logits_s = generated - started, time.perf_counter() - generated
+    how = {"path": "eager (dynamic cache), each repeat's tools packed in one batch", "tried": False,
+           "proof": f"--parity-packing tools: {len(names)} blocks of {settings.gen_batch_size or len(evals)} "
+                    f"rows per generate call, each steered by its own tool's direction",
+           "packed_with": names}
+    for tool, rows in zip(names, tokens):
+        direction, spec, extract_s = ready[tool]
+        share = (generate_s + logits_s) / len(names)
+        out[tool] = _result(lm, tool, repeat, direction, spec, "hooks", rows, tops[names.index(tool)], how, prompts,
+                            settings, {"extract_s": extract_s, "generate_s": share, "total_s": extract_s + share,
+                                       "packed_generate_s": generate_s})
+    return out

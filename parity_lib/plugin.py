@@ -70,6 +70,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="the reference steerer's generation: compiled = static cache + compiled decode step "
                      "(inductor, CUDA graphs on a GPU), used only once the firing map proves it under that path, "
                      "else eager with the reason in the report (default: %(default)s)")
+    g.addoption("--parity-packing", default="tools", choices=["tools", "none"],
+                help="tools: under the reference steerer, one repeat's tools generate in one batch, each block of "
+                     "rows steered by its own tool's direction (a decode step on a GPU costs about the same for "
+                     "3× the rows); none: one generate call per cycle (default: %(default)s)")
     g.addoption("--parity-fresh", action="store_true", help="recompute cycles even when a result file matches")
     g.addoption("--parity-override-gate", action="store_true",
                 help="run the study although the preflight checklist failed (investigating a divergence)")

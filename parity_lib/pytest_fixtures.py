@@ -69,7 +69,8 @@ def store(suite, pytestconfig: pytest.Config):
     from .study import CycleStore
 
     return CycleStore(Path(pytestconfig.getoption("--parity-results-dir")), suite.prompts, suite.settings,
-                      suite.provenance, fresh=pytestconfig.getoption("--parity-fresh"), log=lambda line: None)
+                      suite.provenance, fresh=pytestconfig.getoption("--parity-fresh"), tools=suite.tools,
+                      log=lambda line: None)
 
 
 @pytest.fixture(scope="session")

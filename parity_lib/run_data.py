@@ -224,7 +224,7 @@ def build_suite(config: pytest.Config) -> Suite:
         settings = StudySettings(opt("--parity-repeats"), opt("--parity-scope"), opt("--parity-steer-with"),
                                  opt("--parity-max-new-tokens"), opt("--parity-gen-batch-size"),
                                  opt("--parity-n-eval"), opt("--parity-multiplier"),
-                                 opt("--parity-generation"))
+                                 opt("--parity-generation"), opt("--parity-packing"))
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     names = [s.name for s in specs]

@@ -3,7 +3,9 @@
 A cycle's file is reused when its configuration key (model spec, tool, prompts, settings, dtype,
 device, code) matches this run's; `fresh=True` recomputes once per process. A cycle that fails
 writes an error record beside its file and re-raises: the report shows it as an error, never as a
-zero rate.
+zero rate. With packing (`StudySettings.packs`, the default under the reference steerer) the first cycle
+asked for in a repeat computes that repeat for every tool of the run that has no current file, in one
+generate call; the others are then served from memory.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .cycle import StudySettings, config_key, run_cycle, unsteered_eval
+from .cycle import CycleResult, StudySettings, config_key, run_cycle, run_repeat, unsteered_eval
 from .models import LoadedModel
 from .prompts import PromptSet
 from .provenance import code_fingerprint
@@ -27,8 +29,10 @@ class CycleStore:
     settings: StudySettings
     provenance: Callable[..., dict[str, Any]]
     fresh: bool = False
+    tools: tuple[str, ...] = ()  # the run's tools: what one repeat packs together
     _done: dict[tuple[str, str, int], dict[str, Any]] = field(default_factory=dict)
     _computed: set[tuple[str, str, int]] = field(default_factory=set)  # computed by this process (not reused)
+    _failed: dict[tuple[str, str, int], Exception] = field(default_factory=dict)  # failed in a packed repeat
     _code: str = field(default_factory=code_fingerprint)
     log: Callable[[str], None] = print
 
@@ -38,6 +42,8 @@ class CycleStore:
     def ensure(self, lm: LoadedModel, tool: str, repeat: int) -> tuple[dict[str, Any], bool]:
         """The cycle's record and whether it was computed now (False: reused from disk)."""
         ident = (lm.spec.name, tool, repeat)
+        if ident in self._failed:
+            raise self._failed[ident]
         if ident in self._done:  # asked for again (a parity test may have computed it first): computed here?
             return self._done[ident], ident in self._computed
         key = self.key(lm, tool)
@@ -46,10 +52,43 @@ class CycleStore:
         if cached is not None:
             self._done[ident] = cached
             return cached, False
+        if self.settings.packs(len(self.tools)) and tool in self.tools:
+            self._compute_repeat(lm, repeat)
+            if ident in self._failed:
+                raise self._failed[ident]
+            return self._done[ident], True
         record = self._compute(lm, tool, repeat, key, path)
         self._done[ident] = record
         self._computed.add(ident)
         return record, True
+
+    def _compute_repeat(self, lm: LoadedModel, repeat: int) -> None:
+        """Every tool of the run without a current record for this repeat, packed; files written per tool."""
+        wanted = {}
+        for tool in self.tools:
+            ident = (lm.spec.name, tool, repeat)
+            key, path = self.key(lm, tool), cycle_path(self.results_dir, *ident)
+            cached = None if (self.fresh or ident in self._done) else current_record(path, key)
+            if cached is not None:
+                self._done[ident] = cached
+            elif ident not in self._done:
+                wanted[tool] = (key, path)
+        started = time.perf_counter()
+        prov = self.provenance(model=lm.describe())
+        results = run_repeat(lm, list(wanted), self.prompts, self.settings, repeat)
+        for tool, outcome in results.items():
+            key, path = wanted[tool]
+            if isinstance(outcome, CycleResult):
+                record = outcome.to_record(config_key=key, provenance=prov)
+                write_cycle(path, record)
+                self._done[(lm.spec.name, tool, repeat)] = record
+                self._computed.add((lm.spec.name, tool, repeat))
+                continue
+            write_cycle(path, {"schema": 1, "model": lm.spec.name, "tool": tool, "repeat": repeat,
+                               "status": "error", "error": f"{type(outcome).__name__}: {outcome}",
+                               "config_key": key, "provenance": prov})
+            self._failed[(lm.spec.name, tool, repeat)] = outcome
+        self.log(f"repeat {lm.spec.name}/r{repeat}: {', '.join(results)} in {time.perf_counter() - started:.2f}s")
 
     def baseline(self, lm: LoadedModel) -> tuple[dict[str, Any], bool]:
         """The model's unsteered rates on the evaluation prompts (cached like a cycle) and whether they

@@ -83,9 +83,11 @@ def _wrap_forward(module: nn.Module, after: Callable[[tuple, dict, Any], None]) 
 
 
 @contextmanager
-def record_firing(lm: LoadedModel, spec: SteeringSpec) -> Iterator[FiringLog]:
+def record_firing(lm: LoadedModel, spec: SteeringSpec, rows: torch.Tensor | None = None) -> Iterator[FiringLog]:
+    """The firing map of whatever generation runs inside; an edit must equal m·v of `spec`, or with `rows`
+    ([B, 1, H], packed generation) each row's own vector."""
     log = FiringLog()
-    vec = spec.vector(lm.dtype, lm.device).double()
+    vec = (spec.vector(lm.dtype, lm.device) if rows is None else rows).double()
     raw: dict[int, dict[str, torch.Tensor]] = {}
 
     def first_arg(args, kwargs) -> torch.Tensor:
@@ -112,7 +114,7 @@ def record_firing(lm: LoadedModel, spec: SteeringSpec) -> Iterator[FiringLog]:
             log.edited[(log.steps - 1, layer)] = int(touched.sum())
             raw.setdefault(layer + 1, {})["in"] = steered.detach().clone()
             if touched.any():
-                error = (delta[touched] - vec).abs()
+                error = (delta - vec)[touched].abs()
                 log.max_error = max(log.max_error, float(error.max()))
                 log.max_ulps = max(log.max_ulps, float((error / ulp(steered[touched].double(), lm.dtype)).max()))
         return after

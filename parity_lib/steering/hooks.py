@@ -2,12 +2,17 @@
 
 It fires on every forward (prompt and each generated token) at every position. It returns a new
 tensor instead of editing in place, so a capture taken earlier is never changed behind its back.
+
+Packed generation (`generate_packed`): several specs that steer the same layers, each on its own block of
+rows of one batch — the hook adds a [rows, 1, H] table, row i its own block's m·v. A decode step is mostly
+kernel launches at these batch sizes, so one call for every tool of a repeat costs about what one tool's
+call did; each row still sees only its own prompt and its own vector.
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import torch
 
@@ -18,8 +23,9 @@ from .spec import SteeringSpec
 
 
 @contextmanager
-def steering_hooks(lm: LoadedModel, spec: SteeringSpec) -> Iterator[None]:
-    vec = spec.vector(lm.dtype, lm.device)
+def steering_hooks(lm: LoadedModel, spec: SteeringSpec, rows: torch.Tensor | None = None) -> Iterator[None]:
+    """Add m·v after each of the spec's layers; `rows` ([B, 1, H], model dtype): a vector per row instead."""
+    vec = spec.vector(lm.dtype, lm.device) if rows is None else rows
 
     def add(module, args, output):
         if isinstance(output, torch.Tensor):
@@ -47,3 +53,30 @@ class HooksSteerer:
         with steering_hooks(lm, spec), torch.no_grad():
             out = lm.model(**batch.model_inputs(), use_cache=False)
         return out.logits[:, -1].float()
+
+
+def packed_rows(lm: LoadedModel, specs: Sequence[SteeringSpec], rows_each: int) -> torch.Tensor:
+    """[len(specs) · rows_each, 1, H]: block i holds specs[i]'s m·v. Every spec must steer the same layers."""
+    layers = {spec.layers for spec in specs}
+    if len(layers) != 1:
+        raise ValueError(f"packed specs must steer the same layers, got {sorted(layers)}")
+    vectors = torch.stack([spec.vector(lm.dtype, lm.device) for spec in specs])  # [n, H]
+    return vectors.repeat_interleave(rows_each, dim=0)[:, None, :]
+
+
+def repeat_batch(batch: Batch, times: int) -> Batch:
+    """The batch stacked `times` over, block-major (block i = rows i·B .. (i+1)·B − 1)."""
+    return Batch(batch.input_ids.repeat(times, 1), batch.attention_mask.repeat(times, 1),
+                 batch.position_ids.repeat(times, 1), batch.lengths * times)
+
+
+def generate_packed(lm: LoadedModel, batch: Batch, specs: Sequence[SteeringSpec],
+                    max_new_tokens: int) -> list[torch.Tensor]:
+    """Greedy continuations of `batch` under each spec, in one generate call: one [B, T] tensor per spec."""
+    packed = repeat_batch(batch, len(specs))
+    rows = packed_rows(lm, specs, len(batch))
+    with steering_hooks(lm, specs[0], rows), torch.no_grad():
+        out = lm.model.generate(input_ids=packed.input_ids, attention_mask=packed.attention_mask,
+                                **generation_kwargs(lm, max_new_tokens))
+    new = out[:, packed.input_ids.shape[1]:]
+    return list(new.split(len(batch), dim=0))

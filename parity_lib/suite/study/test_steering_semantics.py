@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
+import torch
 
 from parity_lib.batching import encode
 from parity_lib.cycle import extract_direction
@@ -14,6 +17,7 @@ pytestmark = pytest.mark.study
 
 BATCH_PROMPTS = 12  # one-by-one generation is the slow side of this comparison
 BATCH_TOKENS = 24
+SHORT_STEPS = 32  # firing map of a steerer the study does not generate with: its mechanism, over this many steps
 
 
 @pytest.fixture(scope="session")
@@ -23,23 +27,43 @@ def spec(loaded_model, suite) -> SteeringSpec:
                               suite.settings.multiplier_for(loaded_model), suite.settings.scope)
 
 
+def packed_specs(spec: SteeringSpec, n: int) -> list[SteeringSpec]:
+    """`n` specs on the spec's layers with different unit vectors (the unit rotated by one coordinate each):
+    a packed steerer that gave one block's vector to another block's rows shows in the firing map."""
+    return [replace(spec, unit=torch.roll(spec.unit, shifts=i)) for i in range(n)]
+
+
 def test_steering_fires_on_every_step_row_position_and_layer_of_the_spec(loaded_model, suite, spec, tool_name,
                                                                         record_note):
-    """The study's own generation: every evaluation prompt (one batch), every decode step up to
-    --parity-max-new-tokens, every layer; the edit is m·v up to the rounding of one add in the model dtype."""
-    lm, steerer = loaded_model, get_steerer(tool_name)
+    """The study's own generation: every evaluation prompt, every decode step up to --parity-max-new-tokens,
+    every layer; the edit is m·v up to the rounding of one add in the model dtype. Under packing the reference
+    steerer is mapped as the study runs it: one block of rows per tool, each block its own vector. A tool's
+    own steerer that this study does not generate with (--parity-steer-with hooks) is mapped over the first
+    SHORT_STEPS steps only: a check of its mechanism, not of the study's generation."""
+    from parity_lib.steering.hooks import generate_packed, packed_rows
+
+    lm, steerer, settings = loaded_model, get_steerer(tool_name), suite.settings
     if getattr(steerer, "unobserved", None):
         pytest.skip(steerer.unobserved)
-    prompts = list(suite.prompts.eval[: suite.settings.n_eval or None])
+    used = settings.steer_with == "same" or steering_tool(tool_name) == "hooks"
+    steps = settings.max_new_tokens if used else min(settings.max_new_tokens, SHORT_STEPS)
+    prompts = list(suite.prompts.eval[: settings.n_eval or None])
     batch = encode(lm.tokenizer, format_all(lm.tokenizer, prompts), templated=lm.templated, device=lm.device)
-    with record_firing(lm, spec) as log:
-        new = steerer.generate(lm, batch, spec, suite.settings.max_new_tokens)
+    packed = used and steering_tool(tool_name) == "hooks" and settings.packs(len(suite.tools))
+    if packed:
+        specs = packed_specs(spec, len(suite.tools))
+        with record_firing(lm, spec, rows=packed_rows(lm, specs, len(batch))) as log:
+            new = generate_packed(lm, batch, specs, steps)[0]
+    else:
+        with record_firing(lm, spec) as log:
+            new = steerer.generate(lm, batch, spec, steps)
     problems = log.mismatches(spec, lm.n_layers, expected_steps=new.shape[1])
     record_note("firing map", tool_name, {"steerer": steering_tool(tool_name), "rows": log.rows, "steps": log.steps,
                                           "max_error": log.max_error, "max_ulps": log.max_ulps,
-                                          "mismatches": len(problems)})
-    where = (f"{tool_name} ({spec.scope}, layers {spec.layers[0]}..{spec.layers[-1]}, {log.rows} rows, "
-             f"{log.steps} steps)")
+                                          "mismatches": len(problems), "packed": packed,
+                                          "length": "the study's" if used else "short: not this study's steerer"})
+    where = (f"{tool_name} ({spec.scope}, layers {spec.layers[0]}..{spec.layers[-1]}, {log.rows} rows"
+             f"{f' in {len(suite.tools)} packed blocks' if packed else ''}, {log.steps} steps)")
     assert not problems, f"{where}: " + "; ".join(problems[:6])
     size = log.size_problem()
     assert size is None, f"{where}: {size}"

@@ -1,0 +1,135 @@
+"""Packed generation (`--parity-packing tools`, the default): one repeat's tools share one generate call,
+each block of rows steered by its own tool's direction. It must give every row exactly what a call of its
+own gives (float32), and the firing map must catch a packed steerer that hands one block's vector to
+another block's rows (float32 and bfloat16)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+
+from parity_lib import results
+from parity_lib.batching import encode
+from parity_lib.cycle import StudySettings, run_cycle, run_repeat
+from parity_lib.prompts import format_all, load_prompts
+from parity_lib.provenance import provenance
+from parity_lib.steering import HooksSteerer, SteeringSpec
+from parity_lib.steering.firing import record_firing
+from parity_lib.steering.hooks import generate_packed, packed_rows
+from parity_lib.study import CycleStore
+
+PROMPTS = load_prompts()
+SETTINGS = StudySettings(repeats=1, max_new_tokens=10, n_eval=4)
+TOOLS = ("hooks", "nnsight", "pyvene")
+
+
+def distinct_specs(lm, n: int = 3, multiplier: float = 8.0) -> list[SteeringSpec]:
+    """Same layers, different unit vectors: block i's rows must get vector i, nobody else's."""
+    gen = torch.Generator().manual_seed(7)
+    units = [u / u.norm() for u in torch.randn(n, lm.hidden_size, generator=gen, dtype=torch.float64)]
+    return [SteeringSpec.build(u, lm.spec.layer, lm.n_layers, multiplier) for u in units]
+
+
+def eval_batch(lm, n: int = 4):
+    return encode(lm.tokenizer, format_all(lm.tokenizer, PROMPTS.eval[:n]), templated=lm.templated, device=lm.device)
+
+
+def test_packed_rows_equal_one_call_per_spec_in_float32(tiny):
+    lm = tiny("qwen2-tiny")
+    specs, batch = distinct_specs(lm), eval_batch(lm)
+    packed = generate_packed(lm, batch, specs, 12)
+    alone = [HooksSteerer().generate(lm, batch, spec, 12) for spec in specs]
+    assert len({tuple(map(tuple, a.tolist())) for a in alone}) > 1  # the specs steer to different tokens
+    for got, want in zip(packed, alone):
+        assert got.tolist() == want.tolist()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_firing_map_checks_each_block_against_its_own_vector(tiny, dtype):
+    lm = tiny("qwen2-tiny", dtype)
+    specs, batch = distinct_specs(lm), eval_batch(lm)
+    right = packed_rows(lm, specs, len(batch))
+    with record_firing(lm, specs[0], rows=right) as log:
+        new = generate_packed(lm, batch, specs, 6)[0]
+    assert not log.mismatches(specs[0], lm.n_layers, expected_steps=new.shape[1])
+    assert log.rows == 3 * len(batch) and log.size_problem() is None
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_firing_map_catches_a_packed_steerer_that_mixes_up_blocks(tiny, dtype, monkeypatch):
+    """Planted: every row gets the first block's vector (a table built without the per-row repeat)."""
+    import parity_lib.steering.hooks as hooks
+
+    lm = tiny("qwen2-tiny", dtype)
+    specs, batch = distinct_specs(lm), eval_batch(lm)
+    right = packed_rows(lm, specs, len(batch))
+    monkeypatch.setattr(hooks, "packed_rows", lambda lm, specs, n: packed_rows(lm, specs[:1] * len(specs), n))
+    with record_firing(lm, specs[0], rows=right) as log:
+        hooks.generate_packed(lm, batch, specs, 6)
+    problem = log.size_problem()
+    assert problem is not None and "ulp" in problem
+
+
+def test_packed_repeat_gives_each_tool_the_cycle_it_would_get_alone(tiny):
+    lm = tiny("qwen2-tiny")
+    packed = run_repeat(lm, TOOLS, PROMPTS, SETTINGS, 1)
+    for tool in TOOLS:
+        alone = run_cycle(lm, tool, PROMPTS, replace(SETTINGS, packing="none"), 1)
+        assert packed[tool].new_tokens == alone.new_tokens and packed[tool].labels == alone.labels
+        assert packed[tool].logits_top == alone.logits_top
+        assert packed[tool].direction.unit.tolist() == alone.direction.unit.tolist()
+        assert packed[tool].steering["generation"]["packed_with"] == list(TOOLS)
+        assert "generation" in alone.steering and "packed_with" not in alone.steering["generation"]
+
+
+def make_store(tmp_path, **kw) -> CycleStore:
+    prov = lambda **extra: provenance(dtype="float32", device="cpu", seed=42, prompt_sha256=PROMPTS.sha256, **extra)
+    return CycleStore(tmp_path, PROMPTS, SETTINGS, prov, log=lambda line: None, tools=TOOLS, **kw)
+
+
+def test_store_computes_a_repeat_once_and_reuses_what_is_on_disk(tmp_path, tiny, monkeypatch):
+    import parity_lib.study as study
+
+    lm = tiny("qwen2-tiny")
+    calls = []
+    real = study.run_repeat
+    monkeypatch.setattr(study, "run_repeat", lambda lm, tools, *a: calls.append(list(tools)) or real(lm, tools, *a))
+    store = make_store(tmp_path)
+    assert [store.ensure(lm, tool, 1)[1] for tool in TOOLS] == [True, True, True]
+    assert calls == [list(TOOLS)]
+    results.cycle_path(tmp_path, lm.spec.name, "nnsight", 1).unlink()
+    again = make_store(tmp_path)
+    assert [again.ensure(lm, tool, 1)[1] for tool in TOOLS] == [False, True, False]
+    assert calls[-1] == ["nnsight"]
+
+
+def test_a_tool_failing_in_a_packed_repeat_fails_alone(tmp_path, tiny, monkeypatch):
+    import parity_lib.cycle as cycle
+
+    lm = tiny("qwen2-tiny")
+    real = cycle.extract_direction
+
+    def extract(lm, tool, prompts):
+        if tool == "nnsight":
+            raise RuntimeError("planted extraction failure")
+        return real(lm, tool, prompts)
+
+    monkeypatch.setattr(cycle, "extract_direction", extract)
+    store = make_store(tmp_path)
+    assert store.ensure(lm, "hooks", 1)[0]["steering"]["generation"]["packed_with"] == ["hooks", "pyvene"]
+    with pytest.raises(RuntimeError, match="planted extraction failure"):
+        store.ensure(lm, "nnsight", 1)
+    record = json.loads(results.error_path(results.cycle_path(tmp_path, lm.spec.name, "nnsight", 1)).read_text())
+    assert record["status"] == "error" and "planted extraction failure" in record["error"]
+    assert store.ensure(lm, "pyvene", 1)[0]["status"] == "ok"
+
+
+def test_packing_applies_only_to_the_reference_steerers_eager_path():
+    assert StudySettings().packs(3)
+    assert not StudySettings().packs(1)
+    assert not StudySettings(steer_with="same").packs(3)
+    assert not StudySettings(generation="compiled").packs(3)
+    assert not StudySettings(packing="none").packs(3)
