@@ -5,6 +5,13 @@ sequence length divides the hidden size; the explicit module path returns the la
 Side effects handled here: every pyvene call removes *all* forward hooks on the model (including the
 lazily installed `output_hidden_states` hooks, whose flag is reset so transformers reinstalls them),
 and building an `IntervenableModel` sets `requires_grad=False` on every parameter (restored).
+
+The layers after L cannot change what was collected at L, so the forward stops once pyvene has stored it
+(as the hooks and nnsight extractors stop): the collect intervention, which runs inside pyvene's hook after
+pyvene's own start-of-call hook cleanup, arms a pre-hook on layer L+1 that takes pyvene's stored
+activations and ends the forward. pyvene's `finally` removes that hook with its own. Measured on one H200
+(bf16, 10 contrastive prompts): 1.14× (Qwen2-7B shape) / 1.09× (Gemma2-9B shape) a plain batched forward
+before, the whole forward run for one layer's output.
 """
 
 from __future__ import annotations
@@ -35,21 +42,69 @@ def intervenable(lm: LoadedModel, layer: int, intervention) -> object:
     return built
 
 
+class _Collected(Exception):
+    """Raised at layer L+1's input once pyvene has stored layer L's output: the rest is not needed."""
+
+    def __init__(self, collected: list) -> None:
+        super().__init__("collected")
+        self.collected = collected
+
+
+_STOPPING: list[type] = []
+
+
+def stopping_collect(on_collect: list) -> object:
+    """A pyvene `CollectIntervention` that, when it runs, calls each callable in `on_collect` (a list, so the
+    intervention module does not adopt anything as a submodule)."""
+    if not _STOPPING:
+        import pyvene as pv
+
+        class StoppingCollect(pv.CollectIntervention):
+            def forward(self, base, source=None, subspaces=None, **kwargs):
+                out = super().forward(base, source, subspaces, **kwargs)
+                for call in self.on_collect:
+                    call()
+                return out
+        _STOPPING.append(StoppingCollect)
+    intervention = _STOPPING[0]()
+    intervention.on_collect = on_collect
+    return intervention
+
+
 class PyveneExtractor:
     name = "pyvene"
 
-    def extract(self, lm: LoadedModel, batch: Batch, layer: int) -> Activations:
-        import pyvene as pv
+    def __init__(self, stop_early: bool = True) -> None:
+        self.stop_early = stop_early
 
+    def extract(self, lm: LoadedModel, batch: Batch, layer: int) -> Activations:
         key = ("pyvene-collect", layer)
         if key not in lm.extras:
-            lm.extras[key] = intervenable(lm, layer, pv.CollectIntervention())
-        model = lm.extras[key]
+            arm: list = []
+            lm.extras[key] = (intervenable(lm, layer, stopping_collect(arm)), arm)
+        model, arm = lm.extras[key]
+        handles = []
+
+        def stop(module, args):
+            raise _Collected([a for stored in model.activations.values() for a in stored])
+
+        def arm_stop() -> None:  # inside the forward, after pyvene removed every hook at the call's start
+            if self.stop_early and layer + 1 < lm.n_layers and not handles:
+                handles.append(lm.layers[layer + 1].register_forward_pre_hook(stop))
+
+        arm[:] = [arm_stop]
         before = {n: p.requires_grad for n, p in lm.model.named_parameters()}
         try:
             with torch.no_grad():
                 (_, collected), _ = model(base={**batch.model_inputs(), "use_cache": False, **last_logits_only(lm)},
                                           unit_locations=None)
+        except _Collected as done:
+            collected = done.collected
         finally:
+            for handle in handles:
+                handle.remove()
+            arm.clear()
             restore_model_state(lm, before)
+        if len(collected) != 1:
+            raise RuntimeError(f"pyvene collected {len(collected)} tensors at layer {layer}, expected 1")
         return finish(unwrap(collected[0]).detach().clone(), batch, self.name)
