@@ -182,12 +182,16 @@ def unsteered_eval(lm: LoadedModel, prompts: PromptSet, settings: StudySettings)
     spec = SteeringSpec((), 0.0, torch.zeros(lm.hidden_size, dtype=torch.float64), settings.scope)
     started = time.perf_counter()
     tokens, _, how = steer_eval(lm, "hooks", spec, prompts, settings)
+    return _baseline_record(lm, tokens, prompts, settings, time.perf_counter() - started, how)
+
+
+def _baseline_record(lm: LoadedModel, tokens: list[list[int]], prompts: PromptSet, settings: StudySettings,
+                     seconds: float, how: dict[str, Any]) -> dict[str, Any]:
     texts, labels = label(lm, tokens, prompts.refusal_keywords, prompts.garbled_rules)
     n = len(labels)
     return {"schema": 1, "model": lm.spec.name, "status": "ok", "labels": labels, "texts": texts, "n_prompts": n,
             "rates": {k: sum(lab == k for lab in labels) / n for k in ("refusal", "garbled", "normal")},
-            "max_new_tokens": settings.max_new_tokens, "generate_s": time.perf_counter() - started,
-            "generation": how}
+            "max_new_tokens": settings.max_new_tokens, "generate_s": seconds, "generation": how}
 
 
 def _strip(row: list[int], tokenizer) -> list[int]:
@@ -234,54 +238,76 @@ def run_cycle(lm: LoadedModel, tool: str, prompts: PromptSet, settings: StudySet
                     "total_s": time.perf_counter() - start})
 
 
+@dataclass
+class Repeat:
+    """One packed repeat: each tool's cycle (or the exception that stopped it) and, when asked, the unsteered
+    baseline generated as one more block of the same call."""
+    cycles: dict[str, CycleResult | Exception] = field(default_factory=dict)
+    baseline: dict[str, Any] | None = None
+
+
 def run_repeat(lm: LoadedModel, tools: Sequence[str], prompts: PromptSet, settings: StudySettings,
-               repeat: int) -> dict[str, CycleResult | Exception]:
+               repeat: int, baseline: bool = False) -> Repeat:
     """Every tool's cycle of one repeat, their steered generations packed into one batch (`settings.packs`).
 
     Each tool still extracts afresh and gets its own direction; the evaluation prompts are stacked once per
     tool and each block is steered by its own tool's m·v (`steering.hooks.generate_packed`). Reruns stay
     separate calls, so run-to-run noise is still measured between repeats, while tools of one repeat share
-    the call's numerics: a tool whose direction differs shows up on its own. A tool whose extraction fails
-    gets its exception in the result; the others go on."""
-    out: dict[str, CycleResult | Exception] = {}
+    the call's numerics: a tool whose direction differs shows up on its own. With `baseline`, one more block
+    steered by the zero vector (x + 0 = x) gives the unsteered baseline through the very same call. A tool
+    whose extraction fails gets its exception in the result; the others go on."""
+    out = Repeat()
     ready: dict[str, tuple[Direction, SteeringSpec, float]] = {}
     for tool in tools:
         start = time.perf_counter()
         try:
             direction = extract_direction(lm, tool, prompts)
         except torch.cuda.OutOfMemoryError:
-            out[tool] = _out_of_memory(f"{lm.spec.name}/{tool} r{repeat}", settings)
+            out.cycles[tool] = _out_of_memory(f"{lm.spec.name}/{tool} r{repeat}", settings)
             continue
         except Exception as exc:
-            out[tool] = exc
+            out.cycles[tool] = exc
             continue
         ready[tool] = (direction, _spec(lm, direction, settings), time.perf_counter() - start)
-    if not ready:
+    if not ready and not baseline:
         return out
     names = list(ready)
+    specs = [ready[t][1] for t in names]
+    if baseline:
+        zero = torch.zeros(lm.hidden_size, dtype=torch.float64)
+        specs.append(SteeringSpec.build(zero, lm.spec.layer, lm.n_layers, 0.0, settings.scope))
     started = time.perf_counter()
+    evals = list(prompts.eval[: settings.n_eval or None])
     try:
-        evals = list(prompts.eval[: settings.n_eval or None])
-        tokens = generate_packed_tokens(lm, [ready[t][1] for t in names], evals, settings.max_new_tokens,
-                                        settings.gen_batch_size)
+        tokens = generate_packed_tokens(lm, specs, evals, settings.max_new_tokens, settings.gen_batch_size)
         generated = time.perf_counter()
         full = encode(lm.tokenizer, format_all(lm.tokenizer, evals), templated=lm.templated, device=lm.device)
         reference = get_steerer("hooks")
         tops = [_top(reference.logits(lm, full, ready[t][1])) for t in names]
     except torch.cuda.OutOfMemoryError:
-        error = _out_of_memory(f"{lm.spec.name} r{repeat} ({len(names)} tools in one batch)", settings)
-        return {**out, **{t: error for t in names}}
+        error = _out_of_memory(f"{lm.spec.name} r{repeat} ({len(specs)} blocks in one batch)", settings)
+        if baseline:
+            raise error from None
+        out.cycles.update({t: error for t in names})
+        return out
     except Exception as exc:
-        return {**out, **{t: exc for t in names}}
+        if baseline:
+            raise
+        out.cycles.update({t: exc for t in names})
+        return out
     generate_s, logits_s = generated - started, time.perf_counter() - generated
+    blocks = [*names, *(["unsteered"] if baseline else [])]
     how = {"path": "eager (dynamic cache), each repeat's tools packed in one batch", "tried": False,
-           "proof": f"--parity-packing tools: {len(names)} blocks of {settings.gen_batch_size or len(evals)} "
+           "proof": f"--parity-packing tools: {len(blocks)} blocks of {settings.gen_batch_size or len(evals)} "
                     f"rows per generate call, each steered by its own tool's direction",
-           "packed_with": names}
-    for tool, rows in zip(names, tokens):
+           "packed_with": blocks}
+    share = (generate_s + logits_s) / len(blocks)
+    for tool, rows, top in zip(names, tokens, tops):
         direction, spec, extract_s = ready[tool]
-        share = (generate_s + logits_s) / len(names)
-        out[tool] = _result(lm, tool, repeat, direction, spec, "hooks", rows, tops[names.index(tool)], how, prompts,
-                            settings, {"extract_s": extract_s, "generate_s": share, "total_s": extract_s + share,
-                                       "packed_generate_s": generate_s})
+        out.cycles[tool] = _result(lm, tool, repeat, direction, spec, "hooks", rows, top, how, prompts, settings,
+                                   {"extract_s": extract_s, "generate_s": share, "total_s": extract_s + share,
+                                    "packed_generate_s": generate_s})
+    if baseline:
+        out.baseline = _baseline_record(lm, tokens[-1], prompts, settings, share,
+                                        {**how, "proof": how["proof"] + "; this block's vector is zero"})
     return out

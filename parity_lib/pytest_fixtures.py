@@ -101,8 +101,9 @@ def gate_open(loaded_model, suite, pytestconfig: pytest.Config, model_name: str)
 
 
 @pytest.fixture(scope="session")
-def baseline(store, loaded_model, pytestconfig: pytest.Config) -> dict[str, Any]:
-    """The model's unsteered rates on the evaluation prompts: the line every steered rate is read against."""
+def baseline(store, loaded_model, gate_open, pytestconfig: pytest.Config) -> dict[str, Any]:
+    """The model's unsteered rates on the evaluation prompts: the line every steered rate is read against.
+    Behind the gate: under packing it is generated in the same call as the first repeat's cycles."""
     run = _run(pytestconfig)
     name = loaded_model.spec.name
     if name not in run.baselines:

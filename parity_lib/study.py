@@ -5,7 +5,8 @@ device, code) matches this run's; `fresh=True` recomputes once per process. A cy
 writes an error record beside its file and re-raises: the report shows it as an error, never as a
 zero rate. With packing (`StudySettings.packs`, the default under the reference steerer) the first cycle
 asked for in a repeat computes that repeat for every tool of the run that has no current file, in one
-generate call; the others are then served from memory.
+generate call; the others are then served from memory. The unsteered baseline, when not on disk, joins
+repeat 1's call as a block steered by the zero vector (so it needs the gate open, like the cycles).
 """
 
 from __future__ import annotations
@@ -62,8 +63,9 @@ class CycleStore:
         self._computed.add(ident)
         return record, True
 
-    def _compute_repeat(self, lm: LoadedModel, repeat: int) -> None:
-        """Every tool of the run without a current record for this repeat, packed; files written per tool."""
+    def _compute_repeat(self, lm: LoadedModel, repeat: int, baseline: bool = False) -> dict[str, Any] | None:
+        """Every tool of the run without a current record for this repeat, packed; files written per tool.
+        With `baseline`, the unsteered baseline joins the call as one more block; its record is returned."""
         wanted = {}
         for tool in self.tools:
             ident = (lm.spec.name, tool, repeat)
@@ -75,8 +77,8 @@ class CycleStore:
                 wanted[tool] = (key, path)
         started = time.perf_counter()
         prov = self.provenance(model=lm.describe())
-        results = run_repeat(lm, list(wanted), self.prompts, self.settings, repeat)
-        for tool, outcome in results.items():
+        done = run_repeat(lm, list(wanted), self.prompts, self.settings, repeat, baseline=baseline)
+        for tool, outcome in done.cycles.items():
             key, path = wanted[tool]
             if isinstance(outcome, CycleResult):
                 record = outcome.to_record(config_key=key, provenance=prov)
@@ -88,7 +90,8 @@ class CycleStore:
                                "status": "error", "error": f"{type(outcome).__name__}: {outcome}",
                                "config_key": key, "provenance": prov})
             self._failed[(lm.spec.name, tool, repeat)] = outcome
-        self.log(f"repeat {lm.spec.name}/r{repeat}: {', '.join(results)} in {time.perf_counter() - started:.2f}s")
+        self.log(f"repeat {lm.spec.name}/r{repeat}: {', '.join(done.cycles)} in {time.perf_counter() - started:.2f}s")
+        return done.baseline
 
     def baseline(self, lm: LoadedModel) -> tuple[dict[str, Any], bool]:
         """The model's unsteered rates on the evaluation prompts (cached like a cycle) and whether they
@@ -98,7 +101,8 @@ class CycleStore:
         cached = None if self.fresh else current_record(path, key)
         if cached is not None:
             return cached, False
-        record = {**unsteered_eval(lm, self.prompts, self.settings), "config_key": key,
+        packed = self._compute_repeat(lm, 1, baseline=True) if self.settings.packs(len(self.tools)) else None
+        record = {**(packed or unsteered_eval(lm, self.prompts, self.settings)), "config_key": key,
                   "provenance": self.provenance(model=lm.describe())}
         write_json_atomic(path, record)
         return record, True

@@ -103,20 +103,22 @@ def record_firing(lm: LoadedModel, spec: SteeringSpec, rows: torch.Tensor | None
             raw.setdefault(layer, {})[key] = unwrap(out).detach().clone()
         return after
 
+    # kept on the device and read once at the end: a read per layer and step would wait for the GPU each time
+    counts: list[tuple[tuple[int, int], torch.Tensor]] = []
+    worst: list[torch.Tensor] = []  # [max error, max ulps] per (step, layer)
+
     def on_consumer(layer: int):
         def after(args, kwargs, out):
             parts = raw[layer]
             before = (parts["in"] + parts["attn"]) + parts["mlp"]
             steered = first_arg(args, kwargs)
             delta = steered.double() - before.double()
-            touched = delta.abs().amax(dim=2) > 0  # [rows, positions]
+            touched = delta.abs().amax(dim=2, keepdim=True) > 0  # [rows, positions, 1]
             log.rows = int(delta.shape[0])
-            log.edited[(log.steps - 1, layer)] = int(touched.sum())
+            counts.append(((log.steps - 1, layer), touched.sum()))
             raw.setdefault(layer + 1, {})["in"] = steered.detach().clone()
-            if touched.any():
-                error = (delta - vec)[touched].abs()
-                log.max_error = max(log.max_error, float(error.max()))
-                log.max_ulps = max(log.max_ulps, float((error / ulp(steered[touched].double(), lm.dtype)).max()))
+            error = torch.where(touched, (delta - vec).abs(), 0.0)
+            worst.append(torch.stack([error.amax(), (error / ulp(steered.double(), lm.dtype)).amax()]))
         return after
 
     with ExitStack() as stack, warnings.catch_warnings():
@@ -129,3 +131,6 @@ def record_firing(lm: LoadedModel, spec: SteeringSpec, rows: torch.Tensor | None
             stack.enter_context(_wrap_forward(mlp, on_part(layer, "mlp")))
             stack.enter_context(_wrap_forward(next_norm(lm, layer), on_consumer(layer)))
         yield log
+    if counts:
+        log.edited = dict(zip((k for k, _ in counts), torch.stack([n for _, n in counts]).tolist()))
+        log.max_error, log.max_ulps = torch.stack(worst).amax(dim=0).tolist()

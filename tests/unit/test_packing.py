@@ -13,7 +13,7 @@ import torch
 
 from parity_lib import results
 from parity_lib.batching import encode
-from parity_lib.cycle import StudySettings, run_cycle, run_repeat
+from parity_lib.cycle import StudySettings, run_cycle, run_repeat, unsteered_eval
 from parity_lib.prompts import format_all, load_prompts
 from parity_lib.provenance import provenance
 from parity_lib.steering import HooksSteerer, SteeringSpec
@@ -74,15 +74,20 @@ def test_firing_map_catches_a_packed_steerer_that_mixes_up_blocks(tiny, dtype, m
 
 
 def test_packed_repeat_gives_each_tool_the_cycle_it_would_get_alone(tiny):
+    """And the baseline block (zero vector) the unsteered generation."""
     lm = tiny("qwen2-tiny")
-    packed = run_repeat(lm, TOOLS, PROMPTS, SETTINGS, 1)
+    packed = run_repeat(lm, TOOLS, PROMPTS, SETTINGS, 1, baseline=True)
     for tool in TOOLS:
         alone = run_cycle(lm, tool, PROMPTS, replace(SETTINGS, packing="none"), 1)
-        assert packed[tool].new_tokens == alone.new_tokens and packed[tool].labels == alone.labels
-        assert packed[tool].logits_top == alone.logits_top
-        assert packed[tool].direction.unit.tolist() == alone.direction.unit.tolist()
-        assert packed[tool].steering["generation"]["packed_with"] == list(TOOLS)
+        mine = packed.cycles[tool]
+        assert mine.new_tokens == alone.new_tokens and mine.labels == alone.labels
+        assert mine.logits_top == alone.logits_top
+        assert mine.direction.unit.tolist() == alone.direction.unit.tolist()
+        assert mine.steering["generation"]["packed_with"] == [*TOOLS, "unsteered"]
         assert "generation" in alone.steering and "packed_with" not in alone.steering["generation"]
+    unsteered = unsteered_eval(lm, PROMPTS, SETTINGS)
+    assert packed.baseline["texts"] == unsteered["texts"] and packed.baseline["labels"] == unsteered["labels"]
+    assert packed.baseline["texts"] != packed.cycles["hooks"].texts  # steering changed something
 
 
 def make_store(tmp_path, **kw) -> CycleStore:
@@ -96,10 +101,14 @@ def test_store_computes_a_repeat_once_and_reuses_what_is_on_disk(tmp_path, tiny,
     lm = tiny("qwen2-tiny")
     calls = []
     real = study.run_repeat
-    monkeypatch.setattr(study, "run_repeat", lambda lm, tools, *a: calls.append(list(tools)) or real(lm, tools, *a))
+    monkeypatch.setattr(study, "run_repeat",
+                        lambda lm, tools, *a, **kw: calls.append(list(tools)) or real(lm, tools, *a, **kw))
     store = make_store(tmp_path)
+    record, computed = store.baseline(lm)
+    assert computed and record["generation"]["packed_with"] == [*TOOLS, "unsteered"]
     assert [store.ensure(lm, tool, 1)[1] for tool in TOOLS] == [True, True, True]
     assert calls == [list(TOOLS)]
+    assert store.baseline(lm)[1] is False
     results.cycle_path(tmp_path, lm.spec.name, "nnsight", 1).unlink()
     again = make_store(tmp_path)
     assert [again.ensure(lm, tool, 1)[1] for tool in TOOLS] == [False, True, False]
