@@ -70,6 +70,8 @@ def bench_model(name: str, args, ps) -> dict:
         ex = get_extractor(tool)
         t, _ = timed(lambda ex=ex: ex.extract(lm, contrast, lm.spec.layer), dev, 5, 2)
         row[f"extract_{tool}_ratio"] = 1e3 * t / row["plain_forward_ms"]
+    if args.extraction_only:
+        return row
     direction = extract_direction(lm, "hooks", ps)
     spec = SteeringSpec.build(direction.unit, lm.spec.layer, lm.n_layers, lm.spec.multiplier, "target_to_final")
     evals = batching.encode(lm.tokenizer, prompts.format_all(lm.tokenizer, ps.eval), templated=lm.templated,
@@ -201,6 +203,7 @@ def main() -> None:
     ap.add_argument("--no-prove", dest="prove", action="store_false", help="skip the firing-map proof's timing")
     ap.add_argument("--bandwidth", type=float, default=4.8e12, help="HBM bytes/s for the decode floor (H200)")
     ap.add_argument("--deterministic", action="store_true")
+    ap.add_argument("--extraction-only", action="store_true", help="only the extraction ratios (no generation)")
     ap.add_argument("--attn", default=None, help="attention implementation (default: the model's own, as the "
                                                  "suite does, also under --deterministic)")
     ap.add_argument("--out", default="benchmarks/RESULTS.md")
@@ -214,7 +217,7 @@ def main() -> None:
     for name in args.models:
         rows.append(bench_model(name, args, ps))
         print(rows[-1], flush=True)
-    projected = sum(15 * r["cycle_s"] for r in rows)
+    projected = sum(15 * r.get("cycle_s", 0.0) for r in rows)
     text = markdown(rows, args, projected)
     print(text)
     with Path(args.out).open("a", encoding="utf-8") as fh:
