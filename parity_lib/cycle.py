@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
@@ -244,10 +245,11 @@ class Repeat:
     baseline generated as one more block of the same call."""
     cycles: dict[str, CycleResult | Exception] = field(default_factory=dict)
     baseline: dict[str, Any] | None = None
+    firing: dict[str, Any] | None = None  # the call's firing map, when asked and the call was one batch
 
 
 def run_repeat(lm: LoadedModel, tools: Sequence[str], prompts: PromptSet, settings: StudySettings,
-               repeat: int, baseline: bool = False) -> Repeat:
+               repeat: int, baseline: bool = False, firing: bool = False) -> Repeat:
     """Every tool's cycle of one repeat, their steered generations packed into one batch (`settings.packs`).
 
     Each tool still extracts afresh and gets its own direction; the evaluation prompts are stacked once per
@@ -255,7 +257,9 @@ def run_repeat(lm: LoadedModel, tools: Sequence[str], prompts: PromptSet, settin
     separate calls, so run-to-run noise is still measured between repeats, while tools of one repeat share
     the call's numerics: a tool whose direction differs shows up on its own. With `baseline`, one more block
     steered by the zero vector (x + 0 = x) gives the unsteered baseline through the very same call. A tool
-    whose extraction fails gets its exception in the result; the others go on."""
+    whose extraction fails gets its exception in the result; the others go on. With `firing` (and every
+    prompt in one call), the call's firing map is recorded: the study's own generation, checked by the
+    firing-map test instead of a generation of its own."""
     out = Repeat()
     ready: dict[str, tuple[Direction, SteeringSpec, float]] = {}
     for tool in tools:
@@ -278,8 +282,15 @@ def run_repeat(lm: LoadedModel, tools: Sequence[str], prompts: PromptSet, settin
         specs.append(SteeringSpec.build(zero, lm.spec.layer, lm.n_layers, 0.0, settings.scope))
     started = time.perf_counter()
     evals = list(prompts.eval[: settings.n_eval or None])
+    one_call = not settings.gen_batch_size or settings.gen_batch_size >= len(evals)
     try:
-        tokens = generate_packed_tokens(lm, specs, evals, settings.max_new_tokens, settings.gen_batch_size)
+        with ExitStack() as stack:
+            if firing and one_call and names:
+                from .steering.firing import record_firing
+                from .steering.hooks import packed_rows
+
+                log = stack.enter_context(record_firing(lm, specs[0], rows=packed_rows(lm, specs, len(evals))))
+            tokens = generate_packed_tokens(lm, specs, evals, settings.max_new_tokens, settings.gen_batch_size)
         generated = time.perf_counter()
         full = encode(lm.tokenizer, format_all(lm.tokenizer, evals), templated=lm.templated, device=lm.device)
         reference = get_steerer("hooks")
@@ -307,6 +318,9 @@ def run_repeat(lm: LoadedModel, tools: Sequence[str], prompts: PromptSet, settin
         out.cycles[tool] = _result(lm, tool, repeat, direction, spec, "hooks", rows, top, how, prompts, settings,
                                    {"extract_s": extract_s, "generate_s": share, "total_s": extract_s + share,
                                     "packed_generate_s": generate_s})
+    if firing and one_call and names:
+        out.firing = {"log": log, "spec": specs[0], "steps": max(len(row) for block in tokens for row in block),
+                      "steered_rows": len(names) * len(evals), "blocks": blocks, "repeat": repeat}
     if baseline:
         out.baseline = _baseline_record(lm, tokens[-1], prompts, settings, share,
                                         {**how, "proof": how["proof"] + "; this block's vector is zero"})

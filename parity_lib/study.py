@@ -34,6 +34,7 @@ class CycleStore:
     _done: dict[tuple[str, str, int], dict[str, Any]] = field(default_factory=dict)
     _computed: set[tuple[str, str, int]] = field(default_factory=set)  # computed by this process (not reused)
     _failed: dict[tuple[str, str, int], Exception] = field(default_factory=dict)  # failed in a packed repeat
+    firing: dict[str, dict[str, Any]] = field(default_factory=dict)  # model -> firing map of its first packed call
     _code: str = field(default_factory=code_fingerprint)
     log: Callable[[str], None] = print
 
@@ -77,7 +78,10 @@ class CycleStore:
                 wanted[tool] = (key, path)
         started = time.perf_counter()
         prov = self.provenance(model=lm.describe())
-        done = run_repeat(lm, list(wanted), self.prompts, self.settings, repeat, baseline=baseline)
+        done = run_repeat(lm, list(wanted), self.prompts, self.settings, repeat, baseline=baseline,
+                          firing=lm.spec.name not in self.firing)
+        if done.firing is not None:
+            self.firing[lm.spec.name] = done.firing
         for tool, outcome in done.cycles.items():
             key, path = wanted[tool]
             if isinstance(outcome, CycleResult):

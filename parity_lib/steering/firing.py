@@ -34,11 +34,14 @@ class FiringLog:
     max_error: float = 0.0  # max |edit − m·v| over edited elements
     max_ulps: float = 0.0  # the same, in units in the last place of the steered value in the model dtype
 
-    def mismatches(self, spec: SteeringSpec, n_layers: int, expected_steps: int) -> list[str]:
-        """Differences from the spec: every step, every row and position, exactly the spec's layers."""
+    def mismatches(self, spec: SteeringSpec, n_layers: int, expected_steps: int,
+                   steered_rows: int | None = None) -> list[str]:
+        """Differences from the spec: every step, every row and position, exactly the spec's layers.
+        `steered_rows`: how many rows carry a nonzero vector (a packed call's zero-vector baseline block is
+        not edited; an edit there is also caught by `size_problem`, its m·v being zero)."""
         out = [] if self.steps == expected_steps else [f"{self.steps} forward steps, expected {expected_steps}"]
         for step in range(self.steps):
-            cells = self.rows * self.positions[step]
+            cells = (self.rows if steered_rows is None else steered_rows) * self.positions[step]
             for layer in range(n_layers):
                 want = cells if layer in spec.layers else 0
                 got = self.edited.get((step, layer), 0)

@@ -142,3 +142,27 @@ def test_packing_applies_only_to_the_reference_steerers_eager_path():
     assert not StudySettings(steer_with="same").packs(3)
     assert not StudySettings(generation="compiled").packs(3)
     assert not StudySettings(packing="none").packs(3)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_the_study_call_records_its_own_firing_map(tiny, dtype):
+    lm = tiny("qwen2-tiny", dtype)
+    done = run_repeat(lm, TOOLS, PROMPTS, SETTINGS, 1, baseline=True, firing=True)
+    f = done.firing
+    assert f["blocks"] == [*TOOLS, "unsteered"] and f["log"].rows == 4 * SETTINGS.n_eval
+    assert not f["log"].mismatches(f["spec"], lm.n_layers, f["steps"], steered_rows=f["steered_rows"])
+    assert f["log"].size_problem() is None
+
+
+def test_the_study_calls_firing_map_catches_a_steered_baseline_block(tiny, monkeypatch):
+    """Planted: the packed hook gives every row the first block's vector, the baseline block included."""
+    import parity_lib.steering.hooks as hooks
+
+    lm = tiny("qwen2-tiny")
+    real = hooks.steering_hooks
+    monkeypatch.setattr(hooks, "steering_hooks",
+                        lambda lm, spec, rows=None: real(lm, spec, None if rows is None else rows[:1].expand_as(rows)))
+    f = run_repeat(lm, TOOLS, PROMPTS, SETTINGS, 1, baseline=True, firing=True).firing
+    problems = f["log"].mismatches(f["spec"], lm.n_layers, f["steps"], steered_rows=f["steered_rows"])
+    assert problems and "expected" in problems[0]
+    assert f["log"].size_problem() is not None

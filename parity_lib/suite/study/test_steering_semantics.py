@@ -34,12 +34,14 @@ def packed_specs(spec: SteeringSpec, n: int) -> list[SteeringSpec]:
 
 
 def test_steering_fires_on_every_step_row_position_and_layer_of_the_spec(loaded_model, suite, spec, tool_name,
-                                                                        record_note):
+                                                                        store, record_note):
     """The study's own generation: every evaluation prompt, every decode step up to --parity-max-new-tokens,
     every layer; the edit is m·v up to the rounding of one add in the model dtype. Under packing the reference
-    steerer is mapped as the study runs it: one block of rows per tool, each block its own vector. A tool's
-    own steerer that this study does not generate with (--parity-steer-with hooks) is mapped over the first
-    SHORT_STEPS steps only: a check of its mechanism, not of the study's generation."""
+    steerer is mapped as the study runs it: when this process generated the cycles, the map recorded during
+    the model's first packed call (every tool's block with its own direction, the baseline block edited
+    nowhere); otherwise one call with a different vector per block. A tool's own steerer that this study
+    does not generate with (--parity-steer-with hooks) is mapped over the first SHORT_STEPS steps only: a
+    check of its mechanism, not of the study's generation."""
     from parity_lib.steering.hooks import generate_packed, packed_rows
 
     lm, steerer, settings = loaded_model, get_steerer(tool_name), suite.settings
@@ -47,23 +49,31 @@ def test_steering_fires_on_every_step_row_position_and_layer_of_the_spec(loaded_
         pytest.skip(steerer.unobserved)
     used = settings.steer_with == "same" or steering_tool(tool_name) == "hooks"
     steps = settings.max_new_tokens if used else min(settings.max_new_tokens, SHORT_STEPS)
-    prompts = list(suite.prompts.eval[: settings.n_eval or None])
-    batch = encode(lm.tokenizer, format_all(lm.tokenizer, prompts), templated=lm.templated, device=lm.device)
     packed = used and steering_tool(tool_name) == "hooks" and settings.packs(len(suite.tools))
-    if packed:
-        specs = packed_specs(spec, len(suite.tools))
-        with record_firing(lm, spec, rows=packed_rows(lm, specs, len(batch))) as log:
-            new = generate_packed(lm, batch, specs, steps)[0]
+    recorded = store.firing.get(lm.spec.name) if packed else None
+    steered_rows, source, blocks = None, "a generation of its own", len(suite.tools)
+    if recorded is not None:
+        log, spec, steered_rows = recorded["log"], recorded["spec"], recorded["steered_rows"]
+        expected_steps, blocks = recorded["steps"], len(recorded["blocks"])
+        source = f"the study's r{recorded['repeat']} call ({', '.join(recorded['blocks'])})"
     else:
-        with record_firing(lm, spec) as log:
-            new = steerer.generate(lm, batch, spec, steps)
-    problems = log.mismatches(spec, lm.n_layers, expected_steps=new.shape[1])
+        prompts = list(suite.prompts.eval[: settings.n_eval or None])
+        batch = encode(lm.tokenizer, format_all(lm.tokenizer, prompts), templated=lm.templated, device=lm.device)
+        if packed:
+            specs = packed_specs(spec, len(suite.tools))
+            with record_firing(lm, spec, rows=packed_rows(lm, specs, len(batch))) as log:
+                new = generate_packed(lm, batch, specs, steps)[0]
+        else:
+            with record_firing(lm, spec) as log:
+                new = steerer.generate(lm, batch, spec, steps)
+        expected_steps = new.shape[1]
+    problems = log.mismatches(spec, lm.n_layers, expected_steps=expected_steps, steered_rows=steered_rows)
     record_note("firing map", tool_name, {"steerer": steering_tool(tool_name), "rows": log.rows, "steps": log.steps,
                                           "max_error": log.max_error, "max_ulps": log.max_ulps,
-                                          "mismatches": len(problems), "packed": packed,
+                                          "mismatches": len(problems), "packed": packed, "of": source,
                                           "length": "the study's" if used else "short: not this study's steerer"})
     where = (f"{tool_name} ({spec.scope}, layers {spec.layers[0]}..{spec.layers[-1]}, {log.rows} rows"
-             f"{f' in {len(suite.tools)} packed blocks' if packed else ''}, {log.steps} steps)")
+             f"{f' in {blocks} packed blocks' if packed else ''}, {log.steps} steps, {source})")
     assert not problems, f"{where}: " + "; ".join(problems[:6])
     size = log.size_problem()
     assert size is None, f"{where}: {size}"
