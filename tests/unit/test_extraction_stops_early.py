@@ -1,0 +1,53 @@
+"""Stopping the forward after layer L changes nothing: each extractor's early stop returns bitwise what the
+full forward returns, leaves no hook behind, and the stop cannot leak into the next forward."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from parity_lib.batching import encode
+from parity_lib.extractors import HooksExtractor
+from parity_lib.extractors.pyvene_tool import PyveneExtractor
+from parity_lib.prompts import format_all, load_prompts
+
+PROMPTS = load_prompts()
+
+
+def hooks_left(lm) -> int:
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in lm.model.modules())
+
+
+@pytest.mark.parametrize("model", ["qwen2-tiny", "gemma2-tiny"])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("make", [HooksExtractor, PyveneExtractor], ids=["hooks", "pyvene"])
+def test_early_stop_returns_the_full_forwards_tensor(tiny, model, dtype, make):
+    lm = tiny(model, dtype)
+    batch = encode(lm.tokenizer, format_all(lm.tokenizer, [*PROMPTS.harmful, *PROMPTS.harmless]),
+                   templated=lm.templated, device=lm.device)
+    before = hooks_left(lm)
+    early = make().extract(lm, batch, lm.spec.layer)
+    full = make(stop_early=False).extract(lm, batch, lm.spec.layer)
+    assert torch.equal(early.resid, full.resid)
+    assert hooks_left(lm) == before
+    with torch.no_grad():  # the next plain forward runs to the end
+        logits = lm.model(**batch.model_inputs(), use_cache=False).logits
+    assert logits.shape[:2] == batch.input_ids.shape
+
+
+@pytest.mark.parametrize("make", [HooksExtractor, PyveneExtractor], ids=["hooks", "pyvene"])
+def test_early_stop_skips_the_layers_after_l(tiny, make):
+    lm = tiny("qwen2-tiny")
+    batch = encode(lm.tokenizer, format_all(lm.tokenizer, PROMPTS.harmful[:2]), templated=lm.templated,
+                   device=lm.device)
+    after = lm.layers[lm.spec.layer + 1]
+    calls = []
+    inner = after.forward
+    after.forward = lambda *a, **kw: calls.append(1) or inner(*a, **kw)  # an instance attribute, removed below
+    try:
+        make().extract(lm, batch, lm.spec.layer)
+        assert calls == []
+        make(stop_early=False).extract(lm, batch, lm.spec.layer)
+        assert calls == [1]
+    finally:
+        del after.forward
