@@ -139,8 +139,14 @@ def cycle(store, loaded_model, gate_open, baseline, tool_name: str, repeat: int,
         raise
     run.record_cycle(replace(fact, computed=computed))
     rates = record["rates"]
-    took = (record.get("timings") or {}).get("total_s", time.perf_counter() - started)  # maybe computed earlier
+    timings = record.get("timings") or {}
+    took = timings.get("total_s", time.perf_counter() - started)  # maybe computed earlier
+    packed = ((record.get("steering") or {}).get("generation") or {}).get("packed_with")
+    if computed and packed and "packed_generate_s" in timings:
+        how = (f"computed in {took:.1f}s (its share of one {timings['packed_generate_s']:.1f}s call for "
+               f"{', '.join(packed)})")
+    else:
+        how = f"computed in {took:.1f}s" if computed else f"reused from {fact.path}"
     run.progress(f"{name}/{tool_name}/r{repeat}: refusal {rates['refusal']:.0%} garbled {rates['garbled']:.0%} "
-                 f"normal {rates['normal']:.0%}, "
-                 + (f"computed in {took:.1f}s" if computed else f"reused from {fact.path}"))
+                 f"normal {rates['normal']:.0%}, {how}")
     return record
