@@ -86,9 +86,14 @@ def _wrap_forward(module: nn.Module, after: Callable[[tuple, dict, Any], None]) 
 
 
 @contextmanager
-def record_firing(lm: LoadedModel, spec: SteeringSpec, rows: torch.Tensor | None = None) -> Iterator[FiringLog]:
+def record_firing(lm: LoadedModel, spec: SteeringSpec, rows: torch.Tensor | None = None,
+                  steerer: Any = None) -> Iterator[FiringLog]:
     """The firing map of whatever generation runs inside; an edit must equal m·v of `spec`, or with `rows`
-    ([B, 1, H], packed generation) each row's own vector."""
+    ([B, 1, H], packed generation) each row's own vector. `steerer`: the steerer that will run inside; its
+    `prepare(lm)`, if it has one, runs before any forward is replaced (a tool that instruments forwards,
+    like nnsight, must do so on the modules' own)."""
+    if steerer is not None and hasattr(steerer, "prepare"):
+        steerer.prepare(lm)
     log = FiringLog()
     vec = (spec.vector(lm.dtype, lm.device) if rows is None else rows).double()
     raw: dict[int, dict[str, torch.Tensor]] = {}

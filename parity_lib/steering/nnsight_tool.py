@@ -55,6 +55,13 @@ def _returned_by_generate(model) -> Iterator[dict]:
 class NNsightSteerer:
     name = "nnsight"
 
+    def prepare(self, lm: LoadedModel) -> None:
+        """Build nnsight's wrappers now. nnsight instruments each module's `forward` when it wraps a model;
+        built while the firing map's recorder has replaced some forwards, it would take the recorder's for
+        the modules' own and, once they are restored, disable its interventions on those modules."""
+        language_model(lm)
+        wrapped(lm)
+
     def generate(self, lm: LoadedModel, batch: Batch, spec: SteeringSpec, max_new_tokens: int) -> torch.Tensor:
         tm, vec = language_model(lm), spec.vector(lm.dtype, lm.device)
         with torch.no_grad(), _returned_by_generate(lm.model) as box, warnings.catch_warnings():

@@ -25,7 +25,7 @@ def firing_problems(lm, steerer) -> list[str]:
     unit = torch.ones(lm.hidden_size, dtype=torch.float64) / lm.hidden_size ** 0.5
     spec = SteeringSpec.build(unit, 16, lm.n_layers, 0.5, "target_to_final")
     batch = encode(lm.tokenizer, format_all(lm.tokenizer, PROMPTS.eval[:3]), templated=True)
-    with record_firing(lm, spec) as log:
+    with record_firing(lm, spec, steerer=steerer) as log:
         new = steerer.generate(lm, batch, spec, FIRING_TOKENS)
     size = log.size_problem()
     return log.mismatches(spec, lm.n_layers, new.shape[1]) + ([size] if size else [])

@@ -64,7 +64,7 @@ def test_steering_fires_on_every_step_row_position_and_layer_of_the_spec(loaded_
             with record_firing(lm, spec, rows=packed_rows(lm, specs, len(batch))) as log:
                 new = generate_packed(lm, batch, specs, steps)[0]
         else:
-            with record_firing(lm, spec) as log:
+            with record_firing(lm, spec, steerer=steerer) as log:
                 new = steerer.generate(lm, batch, spec, steps)
         expected_steps = new.shape[1]
     problems = log.mismatches(spec, lm.n_layers, expected_steps=expected_steps, steered_rows=steered_rows)

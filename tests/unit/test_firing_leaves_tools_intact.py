@@ -1,0 +1,44 @@
+"""The firing map replaces a few modules' `forward` while it records. A tool that instruments forwards when it
+first wraps the model (nnsight) must not do so inside that window: it would take the recorder's wrappers for
+the modules' own and, once they are restored, disable its interventions on those modules (nnsight says so in
+one warning per module). `record_firing(..., steerer=)` prepares the steerer first."""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+from parity_lib import models
+from parity_lib.batching import encode
+from parity_lib.extractors import get_extractor
+from parity_lib.prompts import format_all, load_prompts
+from parity_lib.steering import SteeringSpec, get_steerer
+from parity_lib.steering.firing import record_firing
+
+PROMPTS = load_prompts()
+
+
+def replaced_warnings_after_a_firing_map(prepare: bool) -> list[str]:
+    lm = models.load(models.parse_model("gemma2-tiny"), "float32")  # fresh: nnsight has not wrapped it yet
+    batch = encode(lm.tokenizer, format_all(lm.tokenizer, PROMPTS.eval[:2]), templated=lm.templated)
+    unit = torch.ones(lm.hidden_size, dtype=torch.float64) / lm.hidden_size ** 0.5
+    spec = SteeringSpec.build(unit, lm.spec.layer, lm.n_layers, 4.0)
+    steerer = get_steerer("nnsight")
+    with record_firing(lm, spec, steerer=steerer if prepare else None) as log:
+        new = steerer.generate(lm, batch, spec, 3)
+    assert not log.mismatches(spec, lm.n_layers, new.shape[1])
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        get_extractor("nnsight").extract(lm, batch, lm.spec.layer)
+        steerer.generate(lm, batch, spec, 3)
+    return [str(w.message) for w in seen if "was replaced after nnsight wrapped" in str(w.message)]
+
+
+def test_a_steerer_prepared_before_the_firing_map_keeps_its_interventions():
+    assert replaced_warnings_after_a_firing_map(prepare=True) == []
+
+
+def test_without_preparing_nnsight_would_disable_them():
+    """The hazard the preparation removes, shown on the same model (planted: no preparation)."""
+    assert replaced_warnings_after_a_firing_map(prepare=False)
