@@ -286,10 +286,9 @@ def run_repeat(lm: LoadedModel, tools: Sequence[str], prompts: PromptSet, settin
     try:
         with ExitStack() as stack:
             if firing and one_call and names:
-                from .steering.firing import record_firing
-                from .steering.hooks import packed_rows
+                from .steering.firing import record_packed_firing
 
-                log = stack.enter_context(record_firing(lm, specs[0], rows=packed_rows(lm, specs, len(evals))))
+                log = stack.enter_context(record_packed_firing(lm, specs, len(evals)))
             tokens = generate_packed_tokens(lm, specs, evals, settings.max_new_tokens, settings.gen_batch_size)
         generated = time.perf_counter()
         full = encode(lm.tokenizer, format_all(lm.tokenizer, evals), templated=lm.templated, device=lm.device)

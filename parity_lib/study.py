@@ -90,9 +90,7 @@ class CycleStore:
                 self._done[(lm.spec.name, tool, repeat)] = record
                 self._computed.add((lm.spec.name, tool, repeat))
                 continue
-            write_cycle(path, {"schema": 1, "model": lm.spec.name, "tool": tool, "repeat": repeat,
-                               "status": "error", "error": f"{type(outcome).__name__}: {outcome}",
-                               "config_key": key, "provenance": prov})
+            write_cycle(path, _error_record(lm, tool, repeat, outcome, key, prov))
             self._failed[(lm.spec.name, tool, repeat)] = outcome
         self.log(f"repeat {lm.spec.name}/r{repeat}: {', '.join(done.cycles)} in {time.perf_counter() - started:.2f}s")
         return done.baseline
@@ -117,12 +115,17 @@ class CycleStore:
         try:
             result = run_cycle(lm, tool, self.prompts, self.settings, repeat)
         except Exception as exc:
-            write_cycle(path, {"schema": 1, "model": lm.spec.name, "tool": tool, "repeat": repeat,
-                               "status": "error", "error": f"{type(exc).__name__}: {exc}",
-                               "config_key": key, "provenance": prov})
+            write_cycle(path, _error_record(lm, tool, repeat, exc, key, prov))
             raise
         record = result.to_record(config_key=key, provenance=prov)
         write_cycle(path, record)
         self.log(f"cycle {lm.spec.name}/{tool}/r{repeat}: {time.perf_counter() - started:.2f}s "
                  f"refusal={record['rates']['refusal']:.2f} garbled={record['rates']['garbled']:.2f}")
         return record
+
+
+def _error_record(lm: LoadedModel, tool: str, repeat: int, exc: BaseException, key: str,
+                  prov: dict[str, Any]) -> dict[str, Any]:
+    """What a failed cycle leaves beside its file (`write_cycle` never lets it replace a finished one)."""
+    return {"schema": 1, "model": lm.spec.name, "tool": tool, "repeat": repeat, "status": "error",
+            "error": f"{type(exc).__name__}: {exc}", "config_key": key, "provenance": prov}

@@ -16,6 +16,8 @@ before, the whole forward run for one layer's output.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from ..batching import Batch
@@ -50,25 +52,21 @@ class _Collected(Exception):
         self.collected = collected
 
 
-_STOPPING: list[type] = []
+@functools.cache
+def _stopping_collect() -> type:
+    """pyvene's `CollectIntervention`, calling its `on_collect` (if set) once it has run. Defined on first use:
+    pyvene is imported only when the tool runs."""
+    import pyvene as pv
 
+    class StoppingCollect(pv.CollectIntervention):
+        on_collect = None
 
-def stopping_collect(on_collect: list) -> object:
-    """A pyvene `CollectIntervention` that, when it runs, calls each callable in `on_collect` (a list, so the
-    intervention module does not adopt anything as a submodule)."""
-    if not _STOPPING:
-        import pyvene as pv
-
-        class StoppingCollect(pv.CollectIntervention):
-            def forward(self, base, source=None, subspaces=None, **kwargs):
-                out = super().forward(base, source, subspaces, **kwargs)
-                for call in self.on_collect:
-                    call()
-                return out
-        _STOPPING.append(StoppingCollect)
-    intervention = _STOPPING[0]()
-    intervention.on_collect = on_collect
-    return intervention
+        def forward(self, base, source=None, subspaces=None, **kwargs):
+            out = super().forward(base, source, subspaces, **kwargs)
+            if self.on_collect is not None:
+                self.on_collect()
+            return out
+    return StoppingCollect
 
 
 class PyveneExtractor:
@@ -80,19 +78,19 @@ class PyveneExtractor:
     def extract(self, lm: LoadedModel, batch: Batch, layer: int) -> Activations:
         key = ("pyvene-collect", layer)
         if key not in lm.extras:
-            arm: list = []
-            lm.extras[key] = (intervenable(lm, layer, stopping_collect(arm)), arm)
-        model, arm = lm.extras[key]
+            intervention = _stopping_collect()()
+            lm.extras[key] = (intervenable(lm, layer, intervention), intervention)
+        model, intervention = lm.extras[key]
         handles = []
 
         def stop(module, args):
             raise _Collected([a for stored in model.activations.values() for a in stored])
 
         def arm_stop() -> None:  # inside the forward, after pyvene removed every hook at the call's start
-            if self.stop_early and layer + 1 < lm.n_layers and not handles:
+            if layer + 1 < lm.n_layers and not handles:
                 handles.append(lm.layers[layer + 1].register_forward_pre_hook(stop))
 
-        arm[:] = [arm_stop]
+        intervention.on_collect = arm_stop if self.stop_early else None
         before = {n: p.requires_grad for n, p in lm.model.named_parameters()}
         try:
             with torch.no_grad():
@@ -103,7 +101,7 @@ class PyveneExtractor:
         finally:
             for handle in handles:
                 handle.remove()
-            arm.clear()
+            intervention.on_collect = None
             restore_model_state(lm, before)
         if len(collected) != 1:
             raise RuntimeError(f"pyvene collected {len(collected)} tensors at layer {layer}, expected 1")

@@ -13,6 +13,9 @@ from .spec import SteeringSpec
 
 @runtime_checkable
 class Steerer(Protocol):
+    """A steerer may also define `prepare(lm)`: build whatever instruments the model's modules (nnsight wraps
+    their `forward`s) before the firing map's recorder replaces some of them (`record_firing(steerer=)`)."""
+
     name: str
 
     def generate(self, lm: LoadedModel, batch: Batch, spec: SteeringSpec, max_new_tokens: int) -> torch.Tensor:

@@ -142,3 +142,11 @@ def record_firing(lm: LoadedModel, spec: SteeringSpec, rows: torch.Tensor | None
     if counts:
         log.edited = dict(zip((k for k, _ in counts), torch.stack([n for _, n in counts]).tolist()))
         log.max_error, log.max_ulps = torch.stack(worst).amax(dim=0).tolist()
+
+
+def record_packed_firing(lm: LoadedModel, specs: list[SteeringSpec], rows_each: int):
+    """`record_firing` of a packed call (`steering.hooks.generate_packed` of `specs` over `rows_each` prompts):
+    each block's rows against its own spec's m·v."""
+    from .hooks import packed_rows
+
+    return record_firing(lm, specs[0], rows=packed_rows(lm, specs, rows_each))

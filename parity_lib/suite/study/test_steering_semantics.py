@@ -11,7 +11,7 @@ from parity_lib.batching import encode
 from parity_lib.cycle import extract_direction
 from parity_lib.prompts import format_all
 from parity_lib.steering import SteeringSpec, get_steerer, steering_tool
-from parity_lib.steering.firing import record_firing
+from parity_lib.steering.firing import record_firing, record_packed_firing
 
 pytestmark = pytest.mark.study
 
@@ -42,7 +42,7 @@ def test_steering_fires_on_every_step_row_position_and_layer_of_the_spec(loaded_
     nowhere); otherwise one call with a different vector per block. A tool's own steerer that this study
     does not generate with (--parity-steer-with hooks) is mapped over the first SHORT_STEPS steps only: a
     check of its mechanism, not of the study's generation."""
-    from parity_lib.steering.hooks import generate_packed, packed_rows
+    from parity_lib.steering.hooks import generate_packed
 
     lm, steerer, settings = loaded_model, get_steerer(tool_name), suite.settings
     if getattr(steerer, "unobserved", None):
@@ -61,7 +61,7 @@ def test_steering_fires_on_every_step_row_position_and_layer_of_the_spec(loaded_
         batch = encode(lm.tokenizer, format_all(lm.tokenizer, prompts), templated=lm.templated, device=lm.device)
         if packed:
             specs = packed_specs(spec, len(suite.tools))
-            with record_firing(lm, spec, rows=packed_rows(lm, specs, len(batch))) as log:
+            with record_packed_firing(lm, specs, len(batch)) as log:
                 new = generate_packed(lm, batch, specs, steps)[0]
         else:
             with record_firing(lm, spec, steerer=steerer) as log:
