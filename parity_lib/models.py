@@ -8,9 +8,10 @@ when the caller asks for it.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -139,6 +140,22 @@ def parse_model(arg: str) -> ModelSpec:
 def _looks_like_hub_id(text: str) -> bool:
     parts = text.split("/")
     return len(parts) == 2 and all(parts) and not text.startswith((".", "/", "~"))
+
+
+@contextmanager
+def replaced_forward(module: nn.Module, wrap: Callable[[Callable], Callable]) -> Iterator[None]:
+    """`module.forward` is `wrap(the forward it has now)` inside, and exactly what it was after. A model is
+    shared by every tool of a process: a `forward` some tool installed on the instance (nnsight's
+    controller) is put back, never deleted, or that tool silently stops seeing the module."""
+    own = module.__dict__.get("forward")
+    module.forward = wrap(module.forward)
+    try:
+        yield
+    finally:
+        if own is None:
+            del module.forward
+        else:
+            module.forward = own
 
 
 _LOADED: dict[tuple, LoadedModel] = {}  # the process's one model cache (the suite's and its self-tests')

@@ -18,6 +18,37 @@ def tiny():
     return get
 
 
+def _instance_forwards() -> dict[int, tuple]:
+    """Every `forward` set on a module instance (not its class) of every model this process has loaded."""
+    from parity_lib import models
+
+    return {id(module): (lm, module, module.__dict__["forward"]) for lm in list(models._LOADED.values())
+            for module in lm.model.modules() if "forward" in module.__dict__}
+
+
+def lost_forwards(before: dict, after: dict) -> list[tuple]:
+    """(model, module) whose instance `forward` of `before` is gone or another object in `after`."""
+    return [(lm, module) for key, (lm, module, forward) in before.items()
+            if key not in after or after[key][2] is not forward]
+
+
+@pytest.fixture(autouse=True)
+def shared_models_left_intact():
+    """Each test leaves the process's shared models' forwards as it found them. A tool instruments a model by
+    setting `forward` on its modules (nnsight's controller); a test that wraps a forward and then deletes the
+    attribute takes that away, and a later test of that tool fails far from the cause, in some test orders
+    only (seen: an nnsight OutOfOrderError two files later)."""
+    before = _instance_forwards()
+    yield
+    lost = lost_forwards(before, _instance_forwards())
+    if lost:
+        names = {id(m): f"{lm.spec.name}:{n}" for lm, _ in lost for n, m in lm.model.named_modules()}
+        pytest.fail("this test removed or replaced the `forward` another tool had installed on "
+                    f"{', '.join(names[id(m)] for _, m in lost)}: restore it exactly (parity_lib.models."
+                    "replaced_forward), or every later test of that tool in this process sees a broken model",
+                    pytrace=False)
+
+
 def registered_tools() -> list:
     """Every registered tool as a test parameter; a tool whose package is missing is skipped, saying so."""
     from parity_lib.errors import ToolNotInstalledError

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..extractors.base import unwrap
-from ..models import LoadedModel
+from ..models import LoadedModel, replaced_forward
 from ..reference import contributions, next_norm
 from .spec import SteeringSpec
 
@@ -64,25 +64,15 @@ def ulp(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return info.eps * torch.exp2((exponent - 1).double())
 
 
-@contextmanager
-def _wrap_forward(module: nn.Module, after: Callable[[tuple, dict, Any], None]) -> Iterator[None]:
-    had_own = "forward" in module.__dict__
-    inner = module.forward
-
-    def forward(*args, **kwargs):
-        out = inner(*args, **kwargs)
-        after(args, kwargs, out)
-        return out
-
-    # observed eagerly under a compiled path: the recorder stays out of the graph, the steering inside it
-    module.forward = torch.compiler.disable(forward)
-    try:
-        yield
-    finally:
-        if had_own:
-            module.forward = inner
-        else:
-            del module.forward
+def _wrap_forward(module: nn.Module, after: Callable[[tuple, dict, Any], None]):
+    def wrap(inner: Callable) -> Callable:
+        def forward(*args, **kwargs):
+            out = inner(*args, **kwargs)
+            after(args, kwargs, out)
+            return out
+        # observed eagerly under a compiled path: the recorder stays out of the graph, the steering inside it
+        return torch.compiler.disable(forward)
+    return replaced_forward(module, wrap)
 
 
 @contextmanager

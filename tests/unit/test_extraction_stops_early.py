@@ -9,6 +9,7 @@ import torch
 from parity_lib.batching import encode
 from parity_lib.extractors import HooksExtractor
 from parity_lib.extractors.pyvene_tool import PyveneExtractor
+from parity_lib.models import replaced_forward
 from parity_lib.prompts import format_all, load_prompts
 
 PROMPTS = load_prompts()
@@ -42,12 +43,24 @@ def test_early_stop_skips_the_layers_after_l(tiny, make):
                    device=lm.device)
     after = lm.layers[lm.spec.layer + 1]
     calls = []
-    inner = after.forward
-    after.forward = lambda *a, **kw: calls.append(1) or inner(*a, **kw)  # an instance attribute, removed below
-    try:
+    with replaced_forward(after, lambda inner: lambda *a, **kw: calls.append(1) or inner(*a, **kw)):
         make().extract(lm, batch, lm.spec.layer)
         assert calls == []
         make(stop_early=False).extract(lm, batch, lm.spec.layer)
         assert calls == [1]
-    finally:
-        del after.forward
+
+
+def test_the_shared_model_guard_sees_a_deleted_instance_forward(tiny):
+    """The autouse guard of tests/conftest.py fails a test that deletes a tool's instance `forward` (what this
+    file's own call counter once did to nnsight's controller on layer L+1), and passes one that restores it."""
+    from tests.conftest import _instance_forwards, lost_forwards
+
+    module = tiny("qwen2-tiny").layers[0].mlp
+    with replaced_forward(module, lambda inner: inner):  # stands in for a tool's instrumentation
+        before = _instance_forwards()
+        with replaced_forward(module, lambda inner: lambda *a, **kw: inner(*a, **kw)):
+            pass
+        assert lost_forwards(before, _instance_forwards()) == []
+        del module.forward  # the fault
+        assert [m for _, m in lost_forwards(before, _instance_forwards())] == [module]
+        module.forward = before[id(module)][2]

@@ -35,6 +35,7 @@ from parity_lib.compare import compare
 from parity_lib.directions import diff_of_means
 from parity_lib.extractors import get_extractor
 from parity_lib.metrics import cosine
+from parity_lib.models import replaced_forward
 from parity_lib.prompts import format_all, load_prompts
 from parity_lib.reference import next_norm
 from parity_lib.steering import SCOPES, SteeringSpec, get_steerer
@@ -78,20 +79,15 @@ def layer_output(lm, layer: int) -> Iterator[list[torch.Tensor]]:
     """Layer L's output as the next layernorm reads it, by wrapping that norm's `forward` (not a hook:
     pyvene removes every forward hook during its calls)."""
     norm, seen = next_norm(lm, layer), []
-    had_own, inner = "forward" in norm.__dict__, norm.forward
 
-    def forward(*args, **kwargs):
-        seen.append((args[0] if args else kwargs["hidden_states"]).detach().clone())
-        return inner(*args, **kwargs)
+    def wrap(inner):
+        def forward(*args, **kwargs):
+            seen.append((args[0] if args else kwargs["hidden_states"]).detach().clone())
+            return inner(*args, **kwargs)
+        return forward
 
-    norm.forward = forward
-    try:
+    with replaced_forward(norm, wrap):
         yield seen
-    finally:
-        if had_own:
-            norm.forward = inner
-        else:
-            del norm.forward
 
 
 @pytest.mark.parametrize("tool", TOOLS)
