@@ -248,6 +248,25 @@ class Repeat:
     firing: dict[str, Any] | None = None  # the call's firing map, when asked and the call was one batch
 
 
+def _directions(lm: LoadedModel, tools: Sequence[str], prompts: PromptSet, settings: StudySettings, repeat: int,
+                out: Repeat) -> dict[str, tuple[Direction, SteeringSpec, float]]:
+    """Each tool's direction, spec and extraction seconds; a tool whose extraction fails gets its exception
+    in `out.cycles` instead."""
+    ready = {}
+    for tool in tools:
+        start = time.perf_counter()
+        try:
+            direction = extract_direction(lm, tool, prompts)
+        except torch.cuda.OutOfMemoryError:
+            out.cycles[tool] = _out_of_memory(f"{lm.spec.name}/{tool} r{repeat}", settings)
+            continue
+        except Exception as exc:
+            out.cycles[tool] = exc
+            continue
+        ready[tool] = (direction, _spec(lm, direction, settings), time.perf_counter() - start)
+    return ready
+
+
 def run_repeat(lm: LoadedModel, tools: Sequence[str], prompts: PromptSet, settings: StudySettings,
                repeat: int, baseline: bool = False, firing: bool = False) -> Repeat:
     """Every tool's cycle of one repeat, their steered generations packed into one batch (`settings.packs`).
@@ -261,18 +280,7 @@ def run_repeat(lm: LoadedModel, tools: Sequence[str], prompts: PromptSet, settin
     prompt in one call), the call's firing map is recorded: the study's own generation, checked by the
     firing-map test instead of a generation of its own."""
     out = Repeat()
-    ready: dict[str, tuple[Direction, SteeringSpec, float]] = {}
-    for tool in tools:
-        start = time.perf_counter()
-        try:
-            direction = extract_direction(lm, tool, prompts)
-        except torch.cuda.OutOfMemoryError:
-            out.cycles[tool] = _out_of_memory(f"{lm.spec.name}/{tool} r{repeat}", settings)
-            continue
-        except Exception as exc:
-            out.cycles[tool] = exc
-            continue
-        ready[tool] = (direction, _spec(lm, direction, settings), time.perf_counter() - start)
+    ready = _directions(lm, tools, prompts, settings, repeat, out)
     if not ready and not baseline:
         return out
     names = list(ready)

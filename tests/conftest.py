@@ -18,6 +18,17 @@ def tiny():
     return get
 
 
+def cycle_store(tmp_path, settings, **kw):
+    """A CycleStore over the shipped prompts with a CPU float32 provenance and a silent log."""
+    from parity_lib.prompts import load_prompts
+    from parity_lib.provenance import provenance
+    from parity_lib.study import CycleStore
+
+    prompts = load_prompts()
+    prov = lambda **extra: provenance(dtype="float32", device="cpu", seed=42, prompt_sha256=prompts.sha256, **extra)
+    return CycleStore(tmp_path, prompts, settings, prov, log=lambda line: None, **kw)
+
+
 def _instance_forwards() -> dict[int, tuple]:
     """Every `forward` set on a module instance (not its class) of every model this process has loaded."""
     from parity_lib import models

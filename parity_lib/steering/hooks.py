@@ -40,14 +40,20 @@ def steering_hooks(lm: LoadedModel, spec: SteeringSpec, rows: torch.Tensor | Non
             handle.remove()
 
 
+def _generate_steered(lm: LoadedModel, batch: Batch, spec: SteeringSpec, max_new_tokens: int,
+                      rows: torch.Tensor | None = None) -> torch.Tensor:
+    """The new tokens [B, T] of one greedy generate call under `steering_hooks(lm, spec, rows)`."""
+    with steering_hooks(lm, spec, rows), torch.no_grad():
+        out = lm.model.generate(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                                **generation_kwargs(lm, max_new_tokens))
+    return out[:, batch.input_ids.shape[1]:]
+
+
 class HooksSteerer:
     name = "hooks"
 
     def generate(self, lm: LoadedModel, batch: Batch, spec: SteeringSpec, max_new_tokens: int) -> torch.Tensor:
-        with steering_hooks(lm, spec), torch.no_grad():
-            out = lm.model.generate(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                                    **generation_kwargs(lm, max_new_tokens))
-        return out[:, batch.input_ids.shape[1]:]
+        return _generate_steered(lm, batch, spec, max_new_tokens)
 
     def logits(self, lm: LoadedModel, batch: Batch, spec: SteeringSpec) -> torch.Tensor:
         with steering_hooks(lm, spec), torch.no_grad():
@@ -73,10 +79,6 @@ def repeat_batch(batch: Batch, times: int) -> Batch:
 def generate_packed(lm: LoadedModel, batch: Batch, specs: Sequence[SteeringSpec],
                     max_new_tokens: int) -> list[torch.Tensor]:
     """Greedy continuations of `batch` under each spec, in one generate call: one [B, T] tensor per spec."""
-    packed = repeat_batch(batch, len(specs))
     rows = packed_rows(lm, specs, len(batch))
-    with steering_hooks(lm, specs[0], rows), torch.no_grad():
-        out = lm.model.generate(input_ids=packed.input_ids, attention_mask=packed.attention_mask,
-                                **generation_kwargs(lm, max_new_tokens))
-    new = out[:, packed.input_ids.shape[1]:]
+    new = _generate_steered(lm, repeat_batch(batch, len(specs)), specs[0], max_new_tokens, rows)
     return list(new.split(len(batch), dim=0))

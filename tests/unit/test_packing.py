@@ -15,11 +15,10 @@ from parity_lib import results
 from parity_lib.batching import encode
 from parity_lib.cycle import StudySettings, run_cycle, run_repeat, unsteered_eval
 from parity_lib.prompts import format_all, load_prompts
-from parity_lib.provenance import provenance
 from parity_lib.steering import HooksSteerer, SteeringSpec
 from parity_lib.steering.firing import record_firing
 from parity_lib.steering.hooks import generate_packed, packed_rows
-from parity_lib.study import CycleStore
+from tests.conftest import cycle_store
 
 PROMPTS = load_prompts()
 SETTINGS = StudySettings(repeats=1, max_new_tokens=10, n_eval=4)
@@ -90,9 +89,8 @@ def test_packed_repeat_gives_each_tool_the_cycle_it_would_get_alone(tiny):
     assert packed.baseline["texts"] != packed.cycles["hooks"].texts  # steering changed something
 
 
-def make_store(tmp_path, **kw) -> CycleStore:
-    prov = lambda **extra: provenance(dtype="float32", device="cpu", seed=42, prompt_sha256=PROMPTS.sha256, **extra)
-    return CycleStore(tmp_path, PROMPTS, SETTINGS, prov, log=lambda line: None, tools=TOOLS, **kw)
+def make_store(tmp_path, **kw):
+    return cycle_store(tmp_path, SETTINGS, tools=TOOLS, **kw)
 
 
 def test_store_computes_a_repeat_once_and_reuses_what_is_on_disk(tmp_path, tiny, monkeypatch):

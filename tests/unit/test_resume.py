@@ -10,16 +10,15 @@ import pytest
 from parity_lib import results
 from parity_lib.cycle import StudySettings
 from parity_lib.prompts import load_prompts
-from parity_lib.provenance import provenance
 from parity_lib.study import CycleStore
+from tests.conftest import cycle_store
 
 SETTINGS = StudySettings(repeats=2, max_new_tokens=3, n_eval=2)
 PROMPTS = load_prompts()
 
 
-def make_store(tmp_path, **kw) -> CycleStore:
-    prov = lambda **extra: provenance(dtype="float32", device="cpu", seed=42, prompt_sha256=PROMPTS.sha256, **extra)
-    return CycleStore(tmp_path, PROMPTS, SETTINGS, prov, log=lambda line: None, **kw)
+def make_store(tmp_path, **kw):
+    return cycle_store(tmp_path, SETTINGS, **kw)
 
 
 @pytest.fixture
