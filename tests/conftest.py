@@ -29,35 +29,62 @@ def cycle_store(tmp_path, settings, **kw):
     return CycleStore(tmp_path, prompts, settings, prov, log=lambda line: None, **kw)
 
 
-def _instance_forwards() -> dict[int, tuple]:
-    """Every `forward` set on a module instance (not its class) of every model this process has loaded."""
+HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks")
+_MODULES: dict[int, tuple] = {}
+
+
+def model_state() -> dict:
+    """What a test must leave as it found it on every model this process has loaded (they are shared by every
+    test and every tool): the `forward` set on each module instance (a tool's instrumentation, e.g. nnsight's
+    controller), and the forward (pre-)hooks that are not transformers' own lazily installed ones."""
     from parity_lib import models
 
-    return {id(module): (lm, module, module.__dict__["forward"]) for lm in list(models._LOADED.values())
-            for module in lm.model.modules() if "forward" in module.__dict__}
+    forwards, hooks = {}, {}
+    for lm in list(models._LOADED.values()):
+        if id(lm.model) not in _MODULES:  # a loaded model's module tree does not change; the model is kept
+            _MODULES[id(lm.model)] = (lm.model, list(lm.model.modules()))  # alive, so its id is not reused
+        for module in _MODULES[id(lm.model)][1]:
+            if "forward" in module.__dict__:
+                forwards[id(module)] = module.__dict__["forward"]
+            for kind in HOOK_DICTS:
+                for key, hook in getattr(module, kind).items():
+                    if not (getattr(hook, "__module__", None) or "").startswith("transformers."):
+                        hooks[(id(module), kind, key)] = hook
+    return {"forwards": forwards, "hooks": hooks, "models": list(models._LOADED.values())}
 
 
-def lost_forwards(before: dict, after: dict) -> list[tuple]:
-    """(model, module) whose instance `forward` of `before` is gone or another object in `after`."""
-    return [(lm, module) for key, (lm, module, forward) in before.items()
-            if key not in after or after[key][2] is not forward]
+def _names(state: dict) -> dict[int, str]:
+    return {id(module): f"{lm.spec.name}:{name or '(model)'}" for lm in state["models"]
+            for name, module in lm.model.named_modules()}
+
+
+def state_problems(before: dict, after: dict) -> list[str]:
+    """How `after` broke `before`: an instance forward removed or swapped, a hook left behind."""
+    lost = [k for k, f in before["forwards"].items() if after["forwards"].get(k) is not f]
+    left = [k for k in after["hooks"] if k not in before["hooks"]]
+    if not lost and not left:
+        return []
+    names = {**_names(before), **_names(after)}
+    lost = [names[k] for k in lost]
+    left = [f"{names[k[0]]} ({k[1].strip('_')})" for k in left]
+    return ([f"removed or replaced the `forward` a tool had installed on {', '.join(lost)}: restore it exactly "
+             "(parity_lib.models.replaced_forward)"] if lost else []) + \
+           ([f"left {len(left)} hook(s) registered: {', '.join(left[:4])}: remove every handle in a `finally`"]
+            if left else [])
 
 
 @pytest.fixture(autouse=True)
 def shared_models_left_intact():
-    """Each test leaves the process's shared models' forwards as it found them. A tool instruments a model by
-    setting `forward` on its modules (nnsight's controller); a test that wraps a forward and then deletes the
-    attribute takes that away, and a later test of that tool fails far from the cause, in some test orders
-    only (seen: an nnsight OutOfOrderError two files later)."""
-    before = _instance_forwards()
+    """Each test leaves the process's shared models as it found them. A test that deletes a tool's instance
+    `forward`, or leaves a hook behind, changes what every later test in that worker computes: the failure
+    shows far from the cause and in some test orders only (seen: a call counter's `del layer.forward` took
+    nnsight's controller off layer 17, and an nnsight test two files later raised OutOfOrderError)."""
+    before = model_state()
     yield
-    lost = lost_forwards(before, _instance_forwards())
-    if lost:
-        names = {id(m): f"{lm.spec.name}:{n}" for lm, _ in lost for n, m in lm.model.named_modules()}
-        pytest.fail("this test removed or replaced the `forward` another tool had installed on "
-                    f"{', '.join(names[id(m)] for _, m in lost)}: restore it exactly (parity_lib.models."
-                    "replaced_forward), or every later test of that tool in this process sees a broken model",
-                    pytrace=False)
+    problems = state_problems(before, model_state())
+    if problems:
+        pytest.fail("this test " + "; and ".join(problems) + ". Every later test in this process would see "
+                    "a changed model", pytrace=False)
 
 
 def registered_tools() -> list:

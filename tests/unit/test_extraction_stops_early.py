@@ -50,17 +50,25 @@ def test_early_stop_skips_the_layers_after_l(tiny, make):
         assert calls == [1]
 
 
-def test_the_shared_model_guard_sees_a_deleted_instance_forward(tiny):
+def test_the_shared_model_guard_sees_a_removed_forward_and_a_left_hook(tiny):
     """The autouse guard of tests/conftest.py fails a test that deletes a tool's instance `forward` (what this
-    file's own call counter once did to nnsight's controller on layer L+1), and passes one that restores it."""
-    from tests.conftest import _instance_forwards, lost_forwards
+    file's own call counter once did to nnsight's controller on layer L+1) or leaves a hook registered, and
+    passes one that restores both."""
+    from tests.conftest import model_state, state_problems
 
     module = tiny("qwen2-tiny").layers[0].mlp
     with replaced_forward(module, lambda inner: inner):  # stands in for a tool's instrumentation
-        before = _instance_forwards()
+        before = model_state()
         with replaced_forward(module, lambda inner: lambda *a, **kw: inner(*a, **kw)):
-            pass
-        assert lost_forwards(before, _instance_forwards()) == []
-        del module.forward  # the fault
-        assert [m for _, m in lost_forwards(before, _instance_forwards())] == [module]
-        module.forward = before[id(module)][2]
+            module.register_forward_hook(lambda *a: None).remove()
+        assert state_problems(before, model_state()) == []
+        del module.forward  # fault 1
+        assert [p.split(" on ")[1].split(":")[:2] for p in state_problems(before, model_state())] == \
+            [["qwen2-tiny", "model.layers.0.mlp"]]
+        module.forward = before["forwards"][id(module)]
+        handle = module.register_forward_hook(lambda *a: None)  # fault 2
+        try:
+            problems = state_problems(before, model_state())
+        finally:
+            handle.remove()
+        assert len(problems) == 1 and "left 1 hook" in problems[0] and "model.layers.0.mlp" in problems[0]
