@@ -8,6 +8,7 @@ when the caller asks for it.
 from __future__ import annotations
 
 import json
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
-from .errors import LayerOutOfRangeError, ModelSpecError, UnsupportedModelError, WeightsNotFoundError
+from .errors import LayerOutOfRangeError, ModelSpecError, ModelStateError, UnsupportedModelError, WeightsNotFoundError
 from .prompts import FIXTURES
 from .validate import download_hint
 
@@ -146,16 +147,27 @@ def _looks_like_hub_id(text: str) -> bool:
 def replaced_forward(module: nn.Module, wrap: Callable[[Callable], Callable]) -> Iterator[None]:
     """`module.forward` is `wrap(the forward it has now)` inside, and exactly what it was after. A model is
     shared by every tool of a process: a `forward` some tool installed on the instance (nnsight's
-    controller) is put back, never deleted, or that tool silently stops seeing the module."""
+    controller) is put back, never deleted, or that tool silently stops seeing the module. A tool that
+    instruments the module *inside* the window (nnsight wrapping the model for the first time) would take the
+    wrapper for the module's own forward, and restoring would disable it: that raises, naming the module."""
     own = module.__dict__.get("forward")
-    module.forward = wrap(module.forward)
+    wrapper = wrap(module.forward)
+    module.forward = wrapper
     try:
         yield
     finally:
+        now = module.__dict__.get("forward")
         if own is None:
             del module.forward
         else:
             module.forward = own
+        if now is not wrapper and sys.exc_info()[0] is None:
+            raise ModelStateError(
+                f"a {type(module).__name__} module: its `forward` was replaced while it was "
+                f"wrapped ({type(now).__name__} installed over the wrapper), so whatever installed it now runs the "
+                "wrapper as the module's own forward. A tool that instruments a model's forwards when it first "
+                "wraps it (nnsight) must do so before: give its steerer a `prepare(lm)` that builds its "
+                "wrappers (the firing map calls it first)")
 
 
 _LOADED: dict[tuple, LoadedModel] = {}  # the process's one model cache (the suite's and its self-tests')

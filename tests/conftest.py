@@ -31,6 +31,7 @@ def cycle_store(tmp_path, settings, **kw):
 
 HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks")
 _MODULES: dict[int, tuple] = {}
+NNSIGHT_STATE = "__nnsight__"  # set on a module nnsight has instrumented; its controller is the instance forward
 
 
 def model_state() -> dict:
@@ -39,18 +40,20 @@ def model_state() -> dict:
     controller), and the forward (pre-)hooks that are not transformers' own lazily installed ones."""
     from parity_lib import models
 
-    forwards, hooks = {}, {}
+    forwards, hooks, orphaned = {}, {}, set()
     for lm in list(models._LOADED.values()):
         if id(lm.model) not in _MODULES:  # a loaded model's module tree does not change; the model is kept
             _MODULES[id(lm.model)] = (lm.model, list(lm.model.modules()))  # alive, so its id is not reused
         for module in _MODULES[id(lm.model)][1]:
             if "forward" in module.__dict__:
                 forwards[id(module)] = module.__dict__["forward"]
+            if NNSIGHT_STATE in module.__dict__ and type(module.__dict__.get("forward")).__name__ != "Controller":
+                orphaned.add(id(module))
             for kind in HOOK_DICTS:
                 for key, hook in getattr(module, kind).items():
                     if not (getattr(hook, "__module__", None) or "").startswith("transformers."):
                         hooks[(id(module), kind, key)] = hook
-    return {"forwards": forwards, "hooks": hooks, "models": list(models._LOADED.values())}
+    return {"forwards": forwards, "hooks": hooks, "orphaned": orphaned, "models": list(models._LOADED.values())}
 
 
 def _names(state: dict) -> dict[int, str]:
@@ -62,6 +65,7 @@ def state_problems(before: dict, after: dict) -> list[str]:
     """How `after` broke `before`: an instance forward removed or swapped, a hook left behind."""
     lost = [k for k, f in before["forwards"].items() if after["forwards"].get(k) is not f]
     left = [k for k in after["hooks"] if k not in before["hooks"]]
+    lost += [k for k in after["orphaned"] - before["orphaned"] if k not in lost]
     if not lost and not left:
         return []
     names = {**_names(before), **_names(after)}

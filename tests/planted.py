@@ -194,6 +194,11 @@ class NNsightWithoutIter:
 
     name = "planted-nnsight-no-iter"
 
+    def prepare(self, lm):  # an nnsight steerer builds its wrappers before the firing map wraps forwards
+        from parity_lib.steering.nnsight_tool import language_model
+
+        language_model(lm)
+
     def generate(self, lm, batch, spec, max_new_tokens):
         from parity_lib.extractors.nnsight_tool import envoy_layer
         from parity_lib.steering.base import generation_kwargs

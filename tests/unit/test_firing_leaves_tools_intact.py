@@ -1,16 +1,20 @@
 """The firing map replaces a few modules' `forward` while it records. A tool that instruments forwards when it
 first wraps the model (nnsight) must not do so inside that window: it would take the recorder's wrappers for
-the modules' own and, once they are restored, disable its interventions on those modules (nnsight says so in
-one warning per module). `record_firing(..., steerer=)` prepares the steerer first."""
+the modules' own and, once they are restored, disable its interventions on those modules (nnsight says so only
+later, in one warning per module, from whichever call comes next). `record_firing(..., steerer=)` prepares the
+steerer first, and a tool that instruments inside the window anyway is an error at the window's end, naming the
+fix."""
 
 from __future__ import annotations
 
 import warnings
 
+import pytest
 import torch
 
 from parity_lib import models
 from parity_lib.batching import encode
+from parity_lib.errors import ModelStateError
 from parity_lib.extractors import get_extractor
 from parity_lib.prompts import format_all, load_prompts
 from parity_lib.steering import SteeringSpec, get_steerer
@@ -39,6 +43,8 @@ def test_a_steerer_prepared_before_the_firing_map_keeps_its_interventions():
     assert replaced_warnings_after_a_firing_map(prepare=True) == []
 
 
-def test_without_preparing_nnsight_would_disable_them():
-    """The hazard the preparation removes, shown on the same model (planted: no preparation)."""
-    assert replaced_warnings_after_a_firing_map(prepare=False)
+def test_without_preparing_the_firing_map_stops_with_the_fix():
+    """The hazard the preparation removes, on the same model (planted: no preparation): an error where it happens,
+    not a warning from a later call."""
+    with pytest.raises(ModelStateError, match=r"prepare\(lm\)"):
+        replaced_warnings_after_a_firing_map(prepare=False)
