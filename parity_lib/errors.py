@@ -47,6 +47,5 @@ class DeviceOutOfMemoryError(ParityError):
     """The device ran out of memory while running a cycle."""
 
 
-
 class ModelStateError(ParityError):
     """Something changed the shared model behind a tool's back (a tool's instrumentation lost)."""
