@@ -8,7 +8,6 @@ when the caller asks for it.
 from __future__ import annotations
 
 import json
-import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -161,13 +160,13 @@ def replaced_forward(module: nn.Module, wrap: Callable[[Callable], Callable]) ->
             del module.forward
         else:
             module.forward = own
-        if now is not wrapper and sys.exc_info()[0] is None:
-            raise ModelStateError(
-                f"a {type(module).__name__} module: its `forward` was replaced while it was "
-                f"wrapped ({type(now).__name__} installed over the wrapper), so whatever installed it now runs the "
-                "wrapper as the module's own forward. A tool that instruments a model's forwards when it first "
-                "wraps it (nnsight) must do so before: give its steerer a `prepare(lm)` that builds its "
-                "wrappers (the firing map calls it first)")
+    if now is not wrapper:  # reached only when the body did not raise: its own error comes first
+        raise ModelStateError(
+            f"a {type(module).__name__} module: its `forward` was replaced while it was "
+            f"wrapped ({type(now).__name__} installed over the wrapper), so whatever installed it now runs the "
+            "wrapper as the module's own forward. A tool that instruments a model's forwards when it first "
+            "wraps it (nnsight) must do so before: give its steerer a `prepare(lm)` that builds its "
+            "wrappers (the firing map calls it first)")
 
 
 _LOADED: dict[tuple, LoadedModel] = {}  # the process's one model cache (the suite's and its self-tests')

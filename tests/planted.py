@@ -195,9 +195,9 @@ class NNsightWithoutIter:
     name = "planted-nnsight-no-iter"
 
     def prepare(self, lm):  # an nnsight steerer builds its wrappers before the firing map wraps forwards
-        from parity_lib.steering.nnsight_tool import language_model
+        from parity_lib.steering.nnsight_tool import NNsightSteerer
 
-        language_model(lm)
+        NNsightSteerer().prepare(lm)
 
     def generate(self, lm, batch, spec, max_new_tokens):
         from parity_lib.extractors.nnsight_tool import envoy_layer
