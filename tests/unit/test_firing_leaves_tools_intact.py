@@ -23,8 +23,8 @@ from parity_lib.steering.firing import record_firing
 PROMPTS = load_prompts()
 
 
-def replaced_warnings_after_a_firing_map(prepare: bool) -> list[str]:
-    lm = models.load(models.parse_model("gemma2-tiny"), "float32")  # fresh: nnsight has not wrapped it yet
+def replaced_warnings_after_a_firing_map(prepare: bool, dtype: str) -> list[str]:
+    lm = models.load(models.parse_model("gemma2-tiny"), dtype)  # fresh: nnsight has not wrapped it yet
     batch = encode(lm.tokenizer, format_all(lm.tokenizer, PROMPTS.eval[:2]), templated=lm.templated)
     unit = torch.ones(lm.hidden_size, dtype=torch.float64) / lm.hidden_size ** 0.5
     spec = SteeringSpec.build(unit, lm.spec.layer, lm.n_layers, 4.0)
@@ -39,12 +39,14 @@ def replaced_warnings_after_a_firing_map(prepare: bool) -> list[str]:
     return [str(w.message) for w in seen if "was replaced after nnsight wrapped" in str(w.message)]
 
 
-def test_a_steerer_prepared_before_the_firing_map_keeps_its_interventions():
-    assert replaced_warnings_after_a_firing_map(prepare=True) == []
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_a_steerer_prepared_before_the_firing_map_keeps_its_interventions(dtype):
+    assert replaced_warnings_after_a_firing_map(prepare=True, dtype=dtype) == []
 
 
-def test_without_preparing_the_firing_map_stops_with_the_fix():
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_without_preparing_the_firing_map_stops_with_the_fix(dtype):
     """The hazard the preparation removes, on the same model (planted: no preparation): an error where it happens,
     not a warning from a later call."""
     with pytest.raises(ModelStateError, match=r"prepare\(lm\)"):
-        replaced_warnings_after_a_firing_map(prepare=False)
+        replaced_warnings_after_a_firing_map(prepare=False, dtype=dtype)
