@@ -52,8 +52,35 @@ class Headline:
                 "blocked_tools": list(self.blocked_tools)}
 
 
-def next_step(head: Headline, decision: Decision) -> str:
-    """What to do, consistent with the first line: a divergence is investigated before anything proceeds."""
+PAPER_MODELS = "--parity-model qwen-7b --parity-model gemma-9b"
+
+
+def next_step(head: Headline, decision: Decision, run: Mapping[str, Any] | None = None) -> str:
+    """What to do, consistent with the first line: a divergence is investigated before anything proceeds; a
+    partial run is completed before it is acted on; on test models the real-model run comes first."""
+    run = run or {}
+    step = _next_step_for_data(head, decision)
+    if not run.get("complete", True) and not run.get("interrupted"):
+        holes = "; ".join(run.get("not_run", [])[:3])
+        step = (f"Complete the run first ({holes}): rerun the same command without -k or other deselection; "
+                f"finished cycles are reused and only the missing ones are computed. To study fewer models on "
+                f"purpose, name them with --parity-model. Until then: " + step)
+    elif run.get("interrupted"):
+        step = ("Rerun the same command to finish: finished cycles are reused, the rest are computed. Until "
+                "then: " + step)
+    if ORGANISM_NOTE in head.text:
+        return ("These are the suite's own test models (model organisms), so this verdict shows the pipeline "
+                "works, not how the tools behave on the paper's models; do not write it up. For the paper's "
+                f"question run the same command with {PAPER_MODELS} (local weights). What the protocol would "
+                f"say on real models with this result: {step}")
+    if SHAPE_NOTE in head.text:
+        return ("Shape-only models have random weights: parity and speed are meaningful here, refusal rates and "
+                f"therefore Section E's action are not; for the paper's question run with {PAPER_MODELS} (local "
+                f"weights). What the protocol would say on real models with this result: {step}")
+    return step
+
+
+def _next_step_for_data(head: Headline, decision: Decision) -> str:
     steering = [f for f in head.findings if f.kind == "steering diverges"]
     diverging = [f for f in head.findings if f.kind != "steering diverges"]
     if steering:
@@ -75,10 +102,6 @@ def next_step(head: Headline, decision: Decision) -> str:
     if gate is not None and head.blocked_tools:
         kept = [t for t in gate.numbers["validated_tools"] if t not in head.blocked_tools]
         step = step.replace(", ".join(gate.numbers["validated_tools"]), ", ".join(kept) or "none")
-    if ORGANISM_NOTE in head.text:
-        step += (" These are the suite's own model organisms: the verdict is about the tools on them, which shows "
-                 "the pipeline works; for the paper's question run the same command with --parity-model qwen-7b "
-                 "--parity-model gemma-9b (local weights).")
     return step
 
 
@@ -125,12 +148,13 @@ def headline(decision: Decision, models: Mapping[str, Mapping[str, Any]],
              tools: Sequence[str], steer_with: Sequence[str]) -> Headline:
     found = findings(models, checklist_entries, steer_with)
     caveats = []
+    missing = [m for m in run.get("models_expected", []) if m not in run.get("models_with_cycles", [])]
     if run.get("interrupted"):
-        missing = [m for m in run.get("models_expected", []) if m not in run.get("models_with_cycles", [])]
         caveats.append("INTERRUPTED: partial results" + (f", no cycle for {', '.join(missing)}" if missing else ""))
-    elif set(run.get("models_expected", [])) - set(run.get("models_with_cycles", [])):
-        missing = sorted(set(run["models_expected"]) - set(run["models_with_cycles"]))
+    elif missing:
         caveats.append(f"PARTIAL: no cycle for {', '.join(missing)}")
+    elif not run.get("complete", True):
+        caveats.append(f"PARTIAL: {'; '.join(run.get('not_run', []))}")
     overridden = sorted(m for m, g in gate.items() if g.get("overridden"))
     if overridden:
         caveats.append(f"GATE OVERRIDDEN for {', '.join(overridden)}")
@@ -151,6 +175,9 @@ def headline(decision: Decision, models: Mapping[str, Mapping[str, Any]],
         text += f" — Section E alone would read '{decision.verdict}'" if decision.primary else ""
     elif decision.primary is not None:
         text = f"{MEANING[decision.primary.outcome]} (Section E {decision.verdict})"
+    elif decision.missing:
+        text = (f"NO VERDICT: data missing ({'; '.join(decision.missing[:2])}"
+                f"{'; and more' if len(decision.missing) > 2 else ''})")
     else:
         text = f"No Section E rule triggered (verdict: {decision.verdict})"
     if framing:

@@ -222,7 +222,9 @@ def outcome_3(summaries: Mapping[str, ModelSummary], checklist: Checklist | None
     reasons.append(f"passes the parity checklist on every model: {', '.join(passing) or 'no tool'}")
     reasons += [f"{m}: highest mean refusal rate: {', '.join(top) or 'no data'}"
                 for m, (_, top) in tops.items()]
-    reasons.append(f"deterministic: {'yes' if not problems else 'no'}; validated tool(s): "
+    failed = [p for p in problems if "is not >" in p]  # the rest are holes in the data: not shown, not "no"
+    shown = "yes" if not problems else ("no" if failed else "not shown (missing data)")
+    reasons.append(f"deterministic: {shown}; validated tool(s): "
                    f"{', '.join(validated) or 'none'}" + (" (tie)" if len(validated) > 1 else ""))
     numbers = {"checklist_passed": passing, "validated_tools": validated, "tied": len(validated) > 1,
                "refusal_mean": {m: means for m, (means, _) in tops.items()},

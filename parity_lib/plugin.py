@@ -24,6 +24,7 @@ pytest_plugins = ["parity_lib.pytest_fixtures"]  # the fixtures (lightweight to 
 ACTIVE_KEY = pytest.StashKey[bool]()
 STARTED_KEY = pytest.StashKey[float]()
 WRITTEN_KEY = pytest.StashKey[Any]()
+NO_STUDY_KEY = pytest.StashKey[dict]()  # a run without cycles: what its reports say instead of a verdict
 SUITE_PARAMS = ("model_name", "tool_name", "repeat", "tool_pair")
 MARKERS = {
     "preflight": "protocol Section D tensor-site parity checklist (run before any study)",
@@ -221,11 +222,28 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     interrupted = session.shouldstop or session.exitstatus == pytest.ExitCode.INTERRUPTED
     written = run.finish(config, time.perf_counter() - config.stash[STARTED_KEY], interrupted=bool(interrupted))
     if written is None:
+        _no_study(config, run)
         return
     config.stash[WRITTEN_KEY] = written
     _junit_properties(config, written)
     if written.regressed and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _no_study(config: pytest.Config, run: ParityRun) -> None:
+    """A run without cycles: its junit.xml, report.html and terminal say so and point at the outcome on file."""
+    if not run.checks and not run.checklist_file:
+        return
+    from .report.session_report import no_study_lines
+
+    lines = no_study_lines(Path(config.getoption("--parity-reports-dir")), run.checklist_file, bool(run.checks))
+    config.stash[NO_STUDY_KEY] = lines
+    from _pytest.junitxml import xml_key
+
+    xml = config.stash.get(xml_key, None)
+    if xml is not None:
+        for key, line in lines.items():
+            xml.add_global_property(f"parity_{key}", line)
 
 
 def _junit_properties(config: pytest.Config, written: Any) -> None:
@@ -241,6 +259,11 @@ def _junit_properties(config: pytest.Config, written: Any) -> None:
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     written = config.stash.get(WRITTEN_KEY, None)
     if written is None:
+        lines = config.stash.get(NO_STUDY_KEY, None)
+        if lines:
+            terminalreporter.section("parity: Phase 1 outcome")
+            for line in lines.values():
+                terminalreporter.write_line(line)
         return
     from .report.session_report import terminal_lines
 
@@ -256,3 +279,11 @@ def pytest_html_results_summary(prefix: list, summary: list, postfix: list, sess
         from .report.html import summary_html
 
         prefix.extend(summary_html(written))
+        return
+    from html import escape
+
+    lines = session.config.stash.get(NO_STUDY_KEY, None)
+    if lines:
+        first, *rest = lines.values()
+        prefix.append(f"<h2>{escape(first)}</h2>")
+        prefix.append("<ul>" + "".join(f"<li>{escape(line)}</li>" for line in rest) + "</ul>")

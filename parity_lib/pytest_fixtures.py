@@ -119,6 +119,22 @@ def baseline(store, loaded_model, gate_open, pytestconfig: pytest.Config) -> dic
     return record
 
 
+def _record_packed_siblings(run: Any, store: Any, lm: Any) -> None:
+    """Cycles a packed call computed beside the one asked for are results too: recorded now, so a run stopped
+    before their own tests (Ctrl-C, -x) still reports them instead of calling them missing."""
+    from .results import CycleFact, cycle_path
+
+    name = lm.spec.name
+    recorded = {c.ident for c in run.cycles}
+    for tool, repeat, computed, exc in store.known(name):
+        if (name, tool, repeat) in recorded:
+            continue
+        fact = CycleFact(name, tool, repeat, str(cycle_path(store.results_dir, name, tool, repeat)),
+                         store.key(lm, tool), computed=computed)
+        run.record_cycle(fact if exc is None else replace(fact, status="error",
+                                                          error=f"{type(exc).__name__}: {exc}"))
+
+
 @pytest.fixture
 def cycle(store, loaded_model, gate_open, baseline, tool_name: str, repeat: int, pytestconfig: pytest.Config):
     """The cycle's record; its outcome (ok or error) is recorded for the report."""
@@ -134,10 +150,12 @@ def cycle(store, loaded_model, gate_open, baseline, tool_name: str, repeat: int,
         record, computed = store.ensure(loaded_model, tool_name, repeat)
     except Exception as exc:
         run.record_cycle(replace(fact, status="error", error=f"{type(exc).__name__}: {exc}"))
+        _record_packed_siblings(run, store, loaded_model)
         run.progress(f"{name}/{tool_name}/r{repeat}: ERROR {type(exc).__name__} after "
                      f"{time.perf_counter() - started:.1f}s")
         raise
     run.record_cycle(replace(fact, computed=computed))
+    _record_packed_siblings(run, store, loaded_model)
     rates = record["rates"]
     timings = record.get("timings") or {}
     took = timings.get("total_s", time.perf_counter() - started)  # maybe computed earlier

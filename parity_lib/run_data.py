@@ -47,6 +47,7 @@ class ParityRun:
     _printed: set[str] = field(default_factory=set)
     _pending: list[str] = field(default_factory=list)
     _said: set[str] = field(default_factory=set)  # `progress(once=...)` keys already shown
+    checklist_file: dict[str, Any] = field(default_factory=dict, repr=False)  # what `finish` wrote or read
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> ParityRun:
@@ -167,6 +168,7 @@ class ParityRun:
         else:  # one source of truth: a preflight run earlier, same configuration, fills the report's table
             old = read_json(path)
             checklist = old if old and old.get("config") == self.suite.checklist_config() else {}
+        self.checklist_file = checklist
         if not self.cycles:
             return None
         from .report.session_report import write_outcome
@@ -179,7 +181,7 @@ class ParityRun:
                  "checklist_entries": checklist.get("entries", []),
                  "study_settings": self.suite.settings.__dict__, "models_loaded": self.models,
                  "warnings": sorted(self.warnings.values(), key=lambda w: -w["count"]),
-                 "run": {"interrupted": interrupted,
+                 "run": {"interrupted": interrupted, "repeats": self.suite.settings.repeats,
                          "models_expected": [m.name for m in self.suite.models],
                          "models_with_cycles": sorted({c.model for c in self.cycles})}}
         return write_outcome(Path(config.getoption("--parity-reports-dir")), self.cycles, per_tool,

@@ -41,6 +41,12 @@ class CycleStore:
     def key(self, lm: LoadedModel, tool: str) -> str:
         return config_key(lm, tool, self.prompts, self.settings, self._code)
 
+    def known(self, model: str) -> list[tuple[str, int, bool, Exception | None]]:
+        """Every cycle of `model` this process holds, asked for or not (a packed call computes the repeat's
+        other tools too): (tool, repeat, computed here, the error if it failed)."""
+        out = [(tool, rep, (m, tool, rep) in self._computed, None) for (m, tool, rep) in self._done if m == model]
+        return out + [(tool, rep, True, exc) for (m, tool, rep), exc in self._failed.items() if m == model]
+
     def ensure(self, lm: LoadedModel, tool: str, repeat: int) -> tuple[dict[str, Any], bool]:
         """The cycle's record and whether it was computed now (False: reused from disk)."""
         ident = (lm.spec.name, tool, repeat)

@@ -16,6 +16,10 @@ def summary_html(written: Any) -> list[str]:
     run = report.get("run", {})
     if run.get("interrupted"):
         parts.append("<p><strong>Run interrupted:</strong> this covers only the cycles that finished.</p>")
+    kept = written.kept
+    if kept:
+        parts.append(f"<p><strong>Partial run:</strong> the complete outcome in {escape(kept['path'])} "
+                     f"({escape(kept['utc'])}) was not replaced: {escape(kept['headline'])}</p>")
     if d.primary:
         parts.append("<p>Why:</p><ul>" + "".join(f"<li>{escape(r)}</li>" for r in d.primary.reasons) + "</ul>")
     if d.missing:

@@ -20,6 +20,7 @@ from .plots import closeness_plot, rate_bars, to_data_uri
 
 OUTCOME_MD = "phase1_outcome.md"
 OUTCOME_JSON = "phase1_outcome.json"
+PARTIAL = "partial"  # a partial run beside a complete outcome: phase1_outcome.partial.md, partial-<model>-*.png
 
 
 @dataclass(frozen=True)
@@ -40,15 +41,23 @@ class Written:
 
     @property
     def markdown_path(self) -> Path:
-        return next(p for p in self.paths if p.name == OUTCOME_MD)
+        return next(p for p in self.paths if p.suffix == ".md")
+
+    @property
+    def kept(self) -> dict[str, Any] | None:
+        """The complete outcome this partial run did not overwrite: {"path", "utc", "headline"}, else None."""
+        return self.report.get("run", {}).get("complete_outcome_kept")
 
     def key_numbers(self) -> dict[str, Any]:
         """What CI dashboards read from junit.xml: the verdict and the numbers behind it."""
         d = self.decision
+        run = self.report.get("run", {})
         out: dict[str, Any] = {"verdict": self.report["headline"]["text"], "section_e_verdict": d.verdict,
                                "outcome": d.primary.outcome if d.primary else "inconclusive",
-                               "interrupted": self.report.get("run", {}).get("interrupted", False),
+                               "interrupted": run.get("interrupted", False), "complete": run.get("complete", True),
                                "report": str(self.markdown_path)}
+        if self.kept:
+            out["complete_outcome_kept"] = f"{self.kept['path']} ({self.kept['utc']}): {self.kept['headline']}"
         for model, summary in self.report["models"].items():
             cos = [p["cos_min"] for p in summary["pairs"] if p["cos_min"] is not None]
             gaps = [p["refusal_gap_pp"] for p in summary["pairs"] if p["refusal_gap_pp"] is not None]
@@ -78,27 +87,72 @@ def load_records(cycles: Sequence[CycleFact]) -> dict[str, list[dict[str, Any]]]
     return out
 
 
+def holes(cycles: Sequence[CycleFact], run: Mapping[str, Any], tools: Sequence[str]) -> list[str]:
+    """(model, tool, repeat) cycles the run was configured for and has no record of, one line per model."""
+    have = {f.ident for f in cycles}
+    repeats = int(run.get("repeats") or max((f.repeat for f in cycles), default=0))
+    out = []
+    for model in run.get("models_expected") or sorted({f.model for f in cycles}):
+        absent = [f"{t}/r{r}" for t in tools for r in range(1, repeats + 1) if (model, t, r) not in have]
+        if absent:
+            out.append(f"{model}: {len(absent)} of {len(tools) * repeats} cycles not run"
+                       + (f" ({', '.join(absent[:4])}{', ...' if len(absent) > 4 else ''})"
+                          if len(absent) < len(tools) * repeats else ""))
+    return out
+
+
+def complete_outcome(reports_dir: Path) -> dict[str, Any] | None:
+    """The outcome on file if it came from a complete run (every configured cycle, not interrupted)."""
+    old = read_json(reports_dir / OUTCOME_JSON)
+    if not isinstance(old, dict) or "headline" not in old:
+        return None
+    run = old.get("run", {})
+    done = run.get("complete")
+    if done is None:  # written before the field existed: complete when nothing was interrupted or missing
+        done = not run.get("interrupted") and set(run.get("models_expected", [])) <= set(
+            run.get("models_with_cycles", []))
+    return old if done else None
+
+
 def write_outcome(reports_dir: Path, cycles: Sequence[CycleFact],
                   checklist: Mapping[str, Mapping[str, bool]], tools: Sequence[str],
                   provenance: Mapping[str, Any], total_s: float, extra: Mapping[str, Any]) -> Written:
+    """The outcome files. A partial run (interrupted, or cycles of the configured models, tools and repeats
+    missing: `-k`, a failed worker) is judged against everything it was configured for, so a missing model is
+    missing data, never a one-model verdict; and it never overwrites a complete outcome on file: it writes
+    `phase1_outcome.partial.*` beside it and says so. A complete run replaces the outcome and removes the
+    figures and partial files the previous one left."""
     records = load_records(cycles)
     summaries = {m: summarize_model(r) for m, r in sorted(records.items())}
-    decision = decide(summaries, checklist, expected_models=sorted(records), expected_tools=list(tools))
+    run = dict(extra.get("run", {}))
+    gaps = holes(cycles, run, tools)
+    run["complete"] = not run.get("interrupted") and not gaps
+    run["not_run"] = gaps
+    decision = decide(summaries, checklist, expected_models=run.get("models_expected") or sorted(records),
+                      expected_tools=list(tools))
     computed = {f.ident for f in cycles if f.computed}
     per_cycle = [r["timings"]["total_s"] for rs in records.values() for r in rs
                  if r.get("status") == "ok" and (r["model"], r["tool"], r["repeat"]) in computed]
     report = build_report(summaries, decision, checklist, provenance,
                           {"per_cycle_s": per_cycle, "total_s": total_s})
     report.update(extra)
+    kept = None if run["complete"] else complete_outcome(reports_dir)
+    if kept is not None:
+        run["complete_outcome_kept"] = {"path": str(reports_dir / OUTCOME_MD),
+                                        "utc": kept.get("provenance", {}).get("utc", "unknown time"),
+                                        "headline": kept["headline"]["text"]}
+    report["run"] = run
     report["reuse"] = {m: {"computed": sum(1 for c in computed if c[0] == m),
                            "reused": sum(1 for r in rs if (m, r["tool"], r["repeat"]) not in computed)}
                        for m, rs in records.items()}
-    head = headline(decision, report["models"], extra.get("checklist_entries", []), extra.get("run", {}),
+    head = headline(decision, report["models"], extra.get("checklist_entries", []), run,
                     extra.get("models_loaded", {}), extra.get("gate", {}), tools,
                     [str(extra.get("study_settings", {}).get("steer_with", "hooks"))])
-    report["headline"] = {**head.to_dict(), "next_step": next_step(head, decision),
+    report["headline"] = {**head.to_dict(), "next_step": next_step(head, decision, run),
                           "section_e_verdict": decision.verdict}
     reports_dir.mkdir(parents=True, exist_ok=True)
+    prefix, stem = (f"{PARTIAL}-", f"{Path(OUTCOME_MD).stem}.{PARTIAL}") if kept else ("", Path(OUTCOME_MD).stem)
+    previous = [] if kept else _figures_of(reports_dir)
     paths: list[Path] = []
     plots: dict[str, dict[str, str]] = {}
     md_plots: dict[str, dict[str, str]] = {}
@@ -106,16 +160,33 @@ def write_outcome(reports_dir: Path, cycles: Sequence[CycleFact],
         baseline = extra.get("baselines", {}).get(model)
         for caption, png in (("cosine closeness", closeness_plot(summary)),
                              ("outcome rates per tool", rate_bars(summary, baseline))):
-            name = f"{model}-{caption.split()[0]}.png"
-            (reports_dir / name).write_bytes(png)
+            name = f"{prefix}{model}-{caption.split()[0]}.png"
+            write_text_atomic(reports_dir / name, png)
             paths.append(reports_dir / name)
             plots.setdefault(model, {})[caption] = to_data_uri(png)
             md_plots.setdefault(model, {})[caption] = name
-    write_text_atomic(reports_dir / OUTCOME_JSON, dumps_report(report))
+    report["figures"] = [p.name for p in paths]
+    json_path, md_path = reports_dir / f"{stem}.json", reports_dir / f"{stem}.md"
+    write_text_atomic(json_path, dumps_report(report))
     first, rest = render_markdown(report, md_plots).split("\n", 1)
-    write_text_atomic(reports_dir / OUTCOME_MD, first + "\n\n" + _caveats(report) + rest.lstrip("\n"))
-    paths += [reports_dir / OUTCOME_JSON, reports_dir / OUTCOME_MD]
+    write_text_atomic(md_path, first + "\n\n" + _caveats(report) + rest.lstrip("\n"))
+    if not kept:  # this outcome supersedes what the last one and any partial run left
+        for name in {*previous, *(p.name for p in reports_dir.glob(f"{PARTIAL}-*.png"))} - set(report["figures"]):
+            (reports_dir / name).unlink(missing_ok=True)
+        for suffix in (".json", ".md"):
+            (reports_dir / f"{Path(OUTCOME_MD).stem}.{PARTIAL}{suffix}").unlink(missing_ok=True)
+    paths += [json_path, md_path]
     return Written(report, decision, tuple(paths), plots)
+
+
+def _figures_of(reports_dir: Path) -> list[str]:
+    """The figure files the outcome on file wrote (older outcomes: the names their models imply)."""
+    old = read_json(reports_dir / OUTCOME_JSON)
+    if not isinstance(old, dict):
+        return []
+    if "figures" in old:
+        return [str(n) for n in old["figures"] if "/" not in str(n)]
+    return [f"{m}-{kind}.png" for m in old.get("models", {}) for kind in ("cosine", "outcome")]
 
 
 def _caveats(report: Mapping[str, Any]) -> str:
@@ -134,7 +205,13 @@ def _caveats(report: Mapping[str, Any]) -> str:
                      + ". Rerun the same command: finished cycles are reused, the rest are computed.")
     elif missing:
         notes.append(f"> **Models not studied in this run**: {', '.join(missing)} (deselected or failed before "
-                     f"their first cycle).")
+                     f"their first cycle): they count as missing data, so this run gives no verdict on them.")
+    elif run.get("not_run"):
+        notes.append(f"> **Cycles not run** (deselected or failed): {'; '.join(run['not_run'])}.")
+    kept = run.get("complete_outcome_kept")
+    if kept:
+        notes.append(f"> **This partial run did not replace the complete outcome.** That one stays in "
+                     f"`{kept['path']}` ({kept['utc']}): \"{kept['headline']}\". This file covers only this run.")
     overridden = sorted(m for m, g in report.get("gate", {}).items() if g.get("overridden"))
     if overridden:
         notes.append(f"> **Preflight gate overridden** for {', '.join(overridden)}: raw activations did not "
@@ -156,4 +233,27 @@ def terminal_lines(written: Written) -> list[str]:
         lines.append(f"  missing data: {'; '.join(d.missing[:3])}")
     lines.append(f"  next: {head['next_step']}")
     lines.append(f"  report: {written.markdown_path}")
+    if written.kept:
+        lines.append(f"  kept: the complete outcome in {written.kept['path']} ({written.kept['utc']}) was not "
+                     f"replaced by this partial run: {written.kept['headline']}")
+    return lines
+
+
+def no_study_lines(reports_dir: Path, checklist: Mapping[str, Any], this_run_checked: bool) -> dict[str, str]:
+    """What a run without study cycles (`-m preflight`) reports, so its junit.xml and report.html never read as
+    a verdict and never contradict the outcome on file: the checklist's state and the study outcome on file."""
+    lines = {"verdict": "No study ran in this run: no Phase 1 verdict from it"
+                        + (" (Section D checklist only)." if this_run_checked else ".")}
+    for model, summary in sorted((checklist.get("summary") or {}).items()):
+        failed = summary.get("failed") or []
+        lines[f"checklist_{model}"] = f"Checklist {model}: " + (
+            "every check passed" if not failed else f"FAILED {len(failed)}: {'; '.join(failed[:3])}")
+    old = read_json(reports_dir / OUTCOME_JSON)
+    if isinstance(old, dict) and "headline" in old:
+        utc = old.get("provenance", {}).get("utc", "unknown time")
+        lines["outcome_on_file"] = (f"Study outcome on file ({reports_dir / OUTCOME_MD}, {utc}, from an earlier "
+                                    f"run): {old['headline']['text']}")
+    else:
+        lines["outcome_on_file"] = (f"No study outcome on file in {reports_dir}: run `pytest -m study` "
+                                    f"(or \"preflight or study\").")
     return lines

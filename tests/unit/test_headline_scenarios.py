@@ -57,6 +57,62 @@ def test_interrupted_run_says_so_in_the_first_line(tmp_path):
     assert done.returncode == 2  # pytest's own "interrupted"
 
 
+def test_interrupted_run_reports_what_the_packed_call_computed(tmp_path):
+    """Two cycles asked for, but repeat 1's packed call computed every tool's r1: those are results, not holes,
+    and a hole in the data reads "not shown", never "not deterministic"."""
+    study(tmp_path, "-k", "test_cycle_completes", env={"PARITY_TEST_INTERRUPT_AFTER_CYCLES": "2"})
+    report = json.loads((tmp_path / "reports" / "phase1_outcome.json").read_text())
+    qwen = report["models"]["qwen2-organism"]["tools"]
+    assert set(qwen) == {"hooks", "nnsight", "pyvene"}, qwen.keys()
+    missing = report["decision"]["missing"]
+    assert not any(m.startswith("qwen2-organism/") and m.endswith("no results") for m in missing), missing
+    assert "gemma2-organism: no results" in missing
+    assert report["headline"]["text"].startswith("[INTERRUPTED"), report["headline"]["text"]
+    rule3 = next(r for r in report["decision"]["all"] if r["outcome"] == 3)
+    assert "deterministic: not shown (missing data)" in rule3["reasons"][-1], rule3["reasons"]
+
+
+def test_later_partial_or_preflight_runs_never_replace_a_complete_outcome(tmp_path):
+    """`-k` on one model after a complete run: the complete outcome and its figures stay; the partial run is
+    written beside it, judged against every configured model (no verdict), and says where the complete one is.
+    A preflight-only run's junit.xml and report.html say no study ran and quote the outcome on file. The next
+    complete run removes the partial files."""
+    reports = tmp_path / "reports"
+    assert study(tmp_path, "-k", "test_cycle_completes").returncode == 0
+    complete = (reports / "phase1_outcome.md").read_text()
+    verdict = json.loads((reports / "phase1_outcome.json").read_text())["headline"]["text"]
+    figures = sorted(p.name for p in reports.glob("*.png"))
+    assert any(n.startswith("gemma2-organism-") for n in figures), figures
+
+    assert study(tmp_path, marker="preflight").returncode == 0
+    html, junit = (reports / "report.html").read_text(), (reports / "junit.xml").read_text()
+    assert "No study ran in this run" in html and "No study ran in this run" in junit
+    assert "parity_outcome_on_file" in junit and _escaped(verdict) in html, html[:2000]
+    assert (reports / "phase1_outcome.md").read_text() == complete
+
+    done = study(tmp_path, "-k", "test_cycle_completes and qwen2")
+    assert (reports / "phase1_outcome.md").read_text() == complete
+    assert sorted(p.name for p in reports.glob("[!p]*.png")) == figures
+    partial = (reports / "phase1_outcome.partial.md").read_text()
+    line = partial.splitlines()[0]
+    assert line.startswith("# [PARTIAL: no cycle for gemma2-organism] NO VERDICT: data missing"), line
+    assert "every model" not in line and "Proceed" not in line and "Stop" not in line, line
+    assert "did not replace the complete outcome" in partial
+    assert sorted(p.name for p in reports.glob("partial-*.png")) == ["partial-qwen2-organism-cosine.png",
+                                                                     "partial-qwen2-organism-outcome.png"]
+    assert "kept: the complete outcome" in done.stdout
+
+    assert study(tmp_path, "-k", "test_cycle_completes").returncode == 0
+    assert not list(reports.glob("*partial*")), list(reports.glob("*partial*"))
+    assert (reports / "phase1_outcome.md").read_text().splitlines()[0] == complete.splitlines()[0]
+
+
+def _escaped(text: str) -> str:
+    from html import escape
+
+    return escape(text)
+
+
 def test_preflight_then_study_reports_the_checklist_from_the_preflight(tmp_path):
     assert study(tmp_path, marker="preflight").returncode == 0
     study(tmp_path, "-k", "test_cycle_completes")
