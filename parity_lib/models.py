@@ -78,7 +78,11 @@ class LoadedModel:
 
 
 def _organism_spec(name: str, note: str) -> ModelSpec:
-    path = MODELS_DIR / name
+    return _spec_with_defaults(name, MODELS_DIR / name, note)
+
+
+def _spec_with_defaults(name: str, path: Path, note: str) -> ModelSpec:
+    """A model directory's spec from its `parity_defaults.json` (layer, multiplier per scope), when it has one."""
     defaults_file = path / "parity_defaults.json"
     defaults = json.loads(defaults_file.read_text()) if defaults_file.is_file() else {}
     scoped = defaults.get("multiplier", {})
@@ -125,8 +129,14 @@ def parse_model(arg: str) -> ModelSpec:
         spec = known[head]
     elif head.startswith("random:"):
         spec = ModelSpec(head.replace(":", "-"), head, 16, 4.0, "random")
+    elif (Path(head) / "parity_defaults.json").is_file():  # a directory that says its layer and multiplier
+        spec = _spec_with_defaults(Path(head).resolve().name, Path(head), f"directory {head}")
+        spec = replace(spec, source=head)
     elif Path(head).exists() or _looks_like_hub_id(head):
         spec = ModelSpec(Path(head).name or head, head, 16, 1.0, multiplier_known=False)
+    elif head.startswith((".", "/", "~")) or "/" in head:
+        raise ModelSpecError(f"--parity-model {arg!r}: directory {head} does not exist. Fix the path, or download "
+                             f"the weights there on a machine with network: `{_download(head)}`")
     else:
         raise ModelSpecError(f"--parity-model {arg!r}: not a known model ({', '.join(sorted(known))}), not an "
                              f"existing directory, and not a hub id of the form org/name")
@@ -135,6 +145,19 @@ def parse_model(arg: str) -> ModelSpec:
     if mult is not None:
         spec = replace(spec, multiplier=mult, multipliers={}, multiplier_known=True)
     return spec
+
+
+def _download(directory: str) -> str:
+    """The download command for a missing directory: the registry's hub id when its name matches one."""
+    base = Path(directory).name
+    ids = [s.source for s in registry().values() if s.kind == "pretrained" and s.source.split("/")[-1] == base]
+    return download_hint(ids[0] if ids else "ORG/NAME").replace("--local-dir DIR", f"--local-dir {directory}")
+
+
+def typed_as(spec: ModelSpec) -> str:
+    """How the user names this model on the command line: its registry name, else its directory or hub id."""
+    known = registry().get(spec.name)
+    return spec.name if known is not None and known.source == spec.source else spec.source
 
 
 def _looks_like_hub_id(text: str) -> bool:

@@ -38,7 +38,9 @@ MARKERS = {
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("parity_suite", type="bool", default=False,
                   help="activate the parity suite for this project (its fixtures, reports and parametrization)")
-    g = parser.getgroup("parity", "parity suite (tooling parity protocol; any --parity-* option activates it)")
+    g = parser.getgroup("parity", "parity suite (tooling parity protocol): select with -m preflight (the Section D "
+                                  "checklist), -m study (the gate, then the study and its verdict), -m golden, or "
+                                  "-m \"preflight or study\" (the main job); any --parity-* option activates it")
     g.addoption("--parity-model", action="append", default=[], metavar="NAME|PATH_OR_ID[:LAYER[:MULT]]",
                 help=f"model to test, repeatable (default: {', '.join(catalog.DEFAULT_MODELS)}). "
                      f"Registry: {catalog.models_help()}. Or any HF causal LM dir / id, e.g. ./my-llama:12:8.0")
@@ -53,20 +55,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--parity-seed", type=int, default=42,
                 help="seed for random weights and sampling (default: %(default)s)")
     g.addoption("--parity-results-dir", default="results", metavar="DIR",
-                help="result JSON files; write --parity-results-dir=DIR (default: %(default)s)")
+                help="directory for the result JSON files (default: %(default)s)")
     g.addoption("--parity-reports-dir", default="reports", metavar="DIR",
-                help="outcome report, plots, junit.xml and report.html; write --parity-reports-dir=DIR "
-                     "(default: %(default)s)")
+                help="directory for the outcome report, plots, junit.xml and report.html (default: %(default)s)")
     g.addoption("--parity-repeats", type=int, default=5, help="K repeats per (model, tool) (default: %(default)s)")
     g.addoption("--parity-steer-with", default="hooks", choices=["hooks", "same"],
                 help="hooks: one reference steerer applies every tool's direction; same: each tool steers "
                      "with its own mechanism (default: %(default)s)")
     g.addoption("--parity-scope", default="target_to_final", choices=["target", "target_to_final"],
                 help="steer layer L only, or L and every later layer (the paper's scope) (default: %(default)s)")
-    g.addoption("--parity-multiplier", type=float, default=None, help="override every model's multiplier")
+    g.addoption("--parity-multiplier", type=float, default=None, metavar="M",
+                help="override every model's steering multiplier: finite, non-zero, in units of the unit direction "
+                     "(the paper: 15 for Qwen2.5-7B, 25 for Gemma-2-9B) (default: each model's own)")
     g.addoption("--parity-max-new-tokens", type=int, default=256, help="generation length (default: %(default)s)")
     g.addoption("--parity-gen-batch-size", type=int, default=0, help="prompts per generate call; 0 = all")
-    g.addoption("--parity-n-eval", type=int, default=0, help="use only the first N eval prompts; 0 = all")
+    g.addoption("--parity-n-eval", type=int, default=0,
+                help="use only the first N eval prompts; 0 (the default) = all of them")
     g.addoption("--parity-generation", default="eager", choices=["eager", "compiled"],
                 help="the reference steerer's generation: compiled = static cache + compiled decode step "
                      "(inductor, CUDA graphs on a GPU), used only once the firing map proves it under that path, "

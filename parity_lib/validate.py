@@ -40,11 +40,14 @@ def _weights(spec: ModelSpec, allow_network: bool) -> Path | None:
         from huggingface_hub import try_to_load_from_cache
 
         if try_to_load_from_cache(spec.source, "config.json") is None and not allow_network:
+            mult = f"{spec.multiplier:g}" if spec.multiplier_known else "MULT"
+            maybe_dir = (f" (no directory {spec.source} exists either, if that is what you meant)"
+                         if "/" in spec.source else "")
             raise WeightsNotFoundError(
                 f"--parity-model {spec.name}: weights for {spec.source!r} are not present locally (no hub access at "
-                f"run time). Download them on a machine with network (`{download_hint(spec.source)}`) and pass "
-                f"--parity-model DIR:{spec.layer}:MULT, or put them in the HF cache; --parity-allow-network lets "
-                f"the run download them itself.")
+                f"run time){maybe_dir}. Download them on a machine with network (`{download_hint(spec.source)}`) "
+                f"and pass --parity-model DIR:{spec.layer}:{mult}, or put them in the HF cache; "
+                f"--parity-allow-network lets the run download them itself.")
         return None
     files = sorted(local.glob("*.safetensors"))
     if not files:
@@ -77,16 +80,28 @@ def _n_layers(spec: ModelSpec, local: Path | None, allow_network: bool) -> int |
     return getattr(config, "num_hidden_layers", None)
 
 
-def _multiplier(spec: ModelSpec, suite: Suite) -> None:
+def typed_as(spec: ModelSpec) -> str:
+    from .models import typed_as as how  # models imports this module
+
+    return how(spec)
+
+
+def _override(suite: Suite) -> float | None:
+    """`--parity-multiplier`, checked whatever the run selects (a preflight-only run too)."""
     override = suite.settings.multiplier
-    if override is not None:
-        if not math.isfinite(override) or override == 0:
-            raise ConfigError(f"--parity-multiplier {override}: must be a finite, non-zero number")
+    if override is not None and (not math.isfinite(override) or override == 0):
+        raise ConfigError(f"--parity-multiplier {override}: must be a finite, non-zero number (units of the unit "
+                          f"direction, e.g. 15)")
+    return override
+
+
+def _multiplier(spec: ModelSpec, suite: Suite) -> None:
+    if _override(suite) is not None:
         return
     if not spec.multiplier_known:
         raise ModelSpecError(f"--parity-model {spec.name}: no steering multiplier is known for this model; give one "
-                             f"as --parity-model {spec.source}:{spec.layer}:MULT (in units of the unit direction; the "
-                             f"paper used 15 for Qwen2.5-7B and 25 for Gemma-2-9B) or --parity-multiplier M")
+                             f"as --parity-model {typed_as(spec)}:{spec.layer}:MULT (in units of the unit direction; "
+                             f"the paper used 15 for Qwen2.5-7B and 25 for Gemma-2-9B) or --parity-multiplier M")
     value = spec.multiplier_for(suite.settings.scope)
     if not math.isfinite(value) or value == 0:
         raise ModelSpecError(f"--parity-model {spec.name}: multiplier {value} must be finite and non-zero")
@@ -106,12 +121,16 @@ def validate(suite: Suite, results_dir: Path, reports_dir: Path, steering: bool 
     """`steering=False` for a run that only extracts (`-m preflight`): no multiplier is needed there."""
     if len(set(suite.tools)) != len(suite.tools):
         raise ConfigError(f"--parity-tools {','.join(suite.tools)}: a tool is named twice; name each once")
+    _override(suite)
     for spec in suite.models:
+        value = spec.multiplier_for(suite.settings.scope)
+        if spec.multiplier_known and (not math.isfinite(value) or value == 0):  # e.g. DIR:12:0, even under preflight
+            raise ModelSpecError(f"--parity-model {spec.name}: multiplier {value} must be finite and non-zero")
         local = None if spec.kind in ("random", "shape") else _weights(spec, suite.allow_network)
         n = _n_layers(spec, local, suite.allow_network)
         if n is not None and not 0 <= spec.layer < n:
             raise LayerOutOfRangeError(f"--parity-model {spec.name}: layer {spec.layer} is out of range, the model has "
-                                       f"{n} decoder layers (0..{n - 1}); pass --parity-model {spec.source}:LAYER")
+                                       f"{n} decoder layers (0..{n - 1}); pass --parity-model {typed_as(spec)}:LAYER")
         if steering:
             _multiplier(spec, suite)
     _writable("--parity-results-dir", results_dir)

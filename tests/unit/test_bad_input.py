@@ -62,8 +62,23 @@ def test_layer_out_of_range_says_how_many_layers():
 
 
 def test_missing_local_directory_is_not_a_hub_id():
-    with pytest.raises(errors.ModelSpecError, match="not an existing directory"):
+    with pytest.raises(errors.ModelSpecError, match="directory ./nowhere/model does not exist"):
         models.parse_model("./nowhere/model:16")
+
+
+def test_missing_directory_named_like_a_paper_model_gets_its_download_command():
+    with pytest.raises(errors.ModelSpecError, match=r"download Qwen/Qwen2\.5-7B-Instruct --local-dir "
+                                                    r"/nowhere/Qwen2\.5-7B-Instruct"):
+        models.parse_model("/nowhere/Qwen2.5-7B-Instruct:16:15")
+
+
+def test_a_directory_with_parity_defaults_brings_its_layer_and_multiplier():
+    from parity_lib.models import MODELS_DIR
+
+    spec = models.parse_model(str(MODELS_DIR / "qwen2-organism"))
+    registered = models.parse_model("qwen2-organism")
+    assert spec.multiplier_known and (spec.layer, spec.multipliers) == (registered.layer, registered.multipliers)
+    assert models.parse_model(f"{MODELS_DIR / 'qwen2-organism'}:12:3.0").multiplier_for("target_to_final") == 3.0
 
 
 def test_absent_hub_weights_say_how_to_get_them():
@@ -116,6 +131,7 @@ def organism_copies(tmp_path_factory):
     root = tmp_path_factory.mktemp("bad-models")
     good = root / "good"
     shutil.copytree(MODELS_DIR / "qwen2-organism", good)
+    (good / "parity_defaults.json").unlink()  # a plain save_pretrained directory: no layer or multiplier of its own
     truncated = root / "truncated"
     shutil.copytree(good, truncated)
     weights = truncated / "model.safetensors"
@@ -134,6 +150,10 @@ BAD_RUNS = {
     "hub-id-absent": (["--parity-model", "qwen-7b"], "hf download Qwen/Qwen2.5-7B-Instruct"),
     "no-multiplier": (["--parity-model", "{good}:16"], "no steering multiplier is known"),
     "nan-multiplier": (["--parity-multiplier", "nan"], "must be a finite, non-zero number"),
+    "missing-directory": (["--parity-model", "/nowhere/Qwen2.5-7B-Instruct:16:15"],
+                          "hf download Qwen/Qwen2.5-7B-Instruct --local-dir /nowhere/Qwen2.5-7B-Instruct"),
+    "layer-too-large-by-name": (["--parity-model", "qwen2-organism:99"], "pass --parity-model qwen2-organism:LAYER"),
+    "zero-multiplier-in-spec": (["--parity-model", "{good}:16:0"], "multiplier 0.0 must be finite and non-zero"),
     "zero-multiplier": (["--parity-multiplier", "0"], "must be a finite, non-zero number"),
     "duplicate-tool": (["--parity-tools", "hooks,hooks"], "a tool is named twice"),
     "results-dir-is-a-file": (["--parity-results-dir={file}"], "is a file; give a directory"),
@@ -164,6 +184,15 @@ def test_a_preflight_only_run_needs_no_multiplier(pytester, organism_copies):
     result = pytester.runpytest("-p", "parity_lib.plugin", "-p", "no:cacheprovider", "-m", "preflight",
                                 "--parity-model", f"{organism_copies['good']}:16")
     assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED, result.stdout.str()[-1500:]
+
+
+@pytest.mark.parametrize("argv", [["--parity-multiplier", "nan"], ["--parity-multiplier", "0"],
+                                  ["--parity-model", "qwen2-organism:16:0"]], ids=["nan", "zero", "zero-in-spec"])
+def test_a_bad_multiplier_is_refused_under_preflight_too(pytester, argv):
+    """A preflight-only run needs no multiplier, but one that is given must be valid: refused at start."""
+    result = pytester.runpytest("-p", "parity_lib.plugin", "-p", "no:cacheprovider", "-m", "preflight", *argv)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()[-1500:]
+    assert "must be" in result.stderr.str() and "finite" in result.stderr.str()
 
 
 def test_asked_attention_that_a_tool_overrides_is_a_usage_error(pytester):
