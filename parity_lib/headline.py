@@ -11,7 +11,7 @@ do not see and says so:
   any Section D check failed, the first line says so instead of "Proceed" / "Stop", and a diverging tool
   is never called validated.
 * **Framing**: interrupted, partial and gate-overridden runs, model organisms and shape-only models are
-  named in the first line.
+  named at the front of the first line, before the verdict.
 """
 
 from __future__ import annotations
@@ -21,9 +21,11 @@ from typing import Any, Mapping, Sequence
 
 from .outcome import CROSS_AGREE_COS, CROSS_DIVERGE_COS, GAP_DIVERGE_PP, Decision
 
-ORGANISM_NOTE = ("on the suite's model organisms (small Qwen2/Gemma2 models trained in this repository to "
-                 "test the suite, not the paper's Qwen2.5-7B / Gemma-2-9B)")
-SHAPE_NOTE = "on shape-only models (random weights: parity and speed are meaningful, refusal rates are not)"
+# What the verdict is about, in front of it (after any [INTERRUPTED]/[PARTIAL] caveat): a reader who stops at
+# the first words must not take a test model's verdict for the paper's models.
+ORGANISM_NOTE = ("ON TEST MODELS (the suite's model organisms: small Qwen2/Gemma2 models trained in this "
+                 "repository, not the paper's Qwen2.5-7B / Gemma-2-9B)")
+SHAPE_NOTE = "ON SHAPE-ONLY MODELS (random weights: parity and speed are meaningful, refusal rates are not)"
 # What each Section E outcome means, in the words a researcher acts on; the protocol's name follows it.
 MEANING = {1: "The tools diverge on two or more models: a real tooling effect",
            2: "The tools diverge on some models and agree on others: a model-specific artifact",
@@ -181,7 +183,7 @@ def headline(decision: Decision, models: Mapping[str, Mapping[str, Any]],
     else:
         text = f"No Section E rule triggered (verdict: {decision.verdict})"
     if framing:
-        text += f", {framing}"
+        text = f"{framing}: {text}"
     if caveats:
         text = f"[{'; '.join(caveats)}] {text}"
     return Headline(text, tuple(found), tuple(caveats), tuple(_blamed(found, tools)))

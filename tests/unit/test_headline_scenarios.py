@@ -32,7 +32,8 @@ def test_steering_only_divergence_is_named_not_proceed(tmp_path):
     done = study(tmp_path, "--parity-tools", "hooks,nnsight,planted-some-rows", "--parity-steer-with", "same",
                  "--parity-override-gate", "-k", "test_cycle_completes")
     line = first_line(tmp_path)
-    assert line.startswith("# STEERING DIVERGES, extraction agrees"), line
+    assert line.startswith("# ON TEST MODELS (the suite's model organisms"), line
+    assert line.split("): ", 1)[1].startswith("STEERING DIVERGES, extraction agrees"), line
     assert "Proceed" not in line and "Stop" not in line
     assert done.returncode != 0, "a steering divergence must fail the run"
     report = json.loads((tmp_path / "reports" / "phase1_outcome.json").read_text())
@@ -95,7 +96,8 @@ def test_later_partial_or_preflight_runs_never_replace_a_complete_outcome(tmp_pa
     assert sorted(p.name for p in reports.glob("[!p]*.png")) == figures
     partial = (reports / "phase1_outcome.partial.md").read_text()
     line = partial.splitlines()[0]
-    assert line.startswith("# [PARTIAL: no cycle for gemma2-organism] NO VERDICT: data missing"), line
+    assert line.startswith("# [PARTIAL: no cycle for gemma2-organism] ON TEST MODELS"), line
+    assert "): NO VERDICT: data missing" in line, line
     assert "every model" not in line and "Proceed" not in line and "Stop" not in line, line
     assert "did not replace the complete outcome" in partial
     assert sorted(p.name for p in reports.glob("partial-*.png")) == ["partial-qwen2-organism-cosine.png",
