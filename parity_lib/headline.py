@@ -58,28 +58,33 @@ PAPER_MODELS = "--parity-model qwen-7b --parity-model gemma-9b"
 
 
 def next_step(head: Headline, decision: Decision, run: Mapping[str, Any] | None = None) -> str:
-    """What to do, consistent with the first line: a divergence is investigated before anything proceeds; a
-    partial run is completed before it is acted on; on test models the real-model run comes first."""
+    """What to do, consistent with the first line: a partial run is completed before anything is acted on; on
+    test models the real-model run comes first; a divergence is investigated before anything proceeds."""
     run = run or {}
-    step = _next_step_for_data(head, decision)
-    if not run.get("complete", True) and not run.get("interrupted"):
-        holes = "; ".join(run.get("not_run", [])[:3])
-        step = (f"Complete the run first ({holes}): rerun the same command without -k or other deselection; "
-                f"finished cycles are reused and only the missing ones are computed. To study fewer models on "
-                f"purpose, name them with --parity-model. Until then: " + step)
-    elif run.get("interrupted"):
-        step = ("Rerun the same command to finish: finished cycles are reused, the rest are computed. Until "
-                "then: " + step)
+    first = ""
+    if run.get("interrupted"):
+        first = "Rerun the same command to finish: finished cycles are reused, the rest are computed."
+    elif not run.get("complete", True):
+        first = (f"Complete the run first ({'; '.join(run.get('not_run', [])[:3])}): rerun the same command "
+                 f"without -k or other deselection; finished cycles are reused and only the missing ones are "
+                 f"computed. To study fewer models on purpose, name them with --parity-model.")
+    # with no verdict, the data step only says "fill the missing data": the line above already does
+    step = "" if first and decision.primary is None else _next_step_for_data(head, decision)
     if ORGANISM_NOTE in head.text:
-        return ("These are the suite's own test models (model organisms), so this verdict shows the pipeline "
-                "works, not how the tools behave on the paper's models; do not write it up. For the paper's "
-                f"question run the same command with {PAPER_MODELS} (local weights). What the protocol would "
-                f"say on real models with this result: {step}")
-    if SHAPE_NOTE in head.text:
-        return ("Shape-only models have random weights: parity and speed are meaningful here, refusal rates and "
-                f"therefore Section E's action are not; for the paper's question run with {PAPER_MODELS} (local "
-                f"weights). What the protocol would say on real models with this result: {step}")
-    return step
+        frame = ("These are the suite's own test models (model organisms), so this verdict shows the pipeline "
+                 "works, not how the tools behave on the paper's models; do not write it up. For the paper's "
+                 f"question run the same command with {PAPER_MODELS} (local weights).")
+    elif SHAPE_NOTE in head.text:
+        frame = ("Shape-only models have random weights: parity and speed are meaningful here, refusal rates and "
+                 f"therefore Section E's action are not; for the paper's question run with {PAPER_MODELS} (local "
+                 f"weights).")
+    else:
+        frame = ""
+    if frame and step:
+        step = f"What the protocol would say on real models with this result: {step}"
+    elif first and step:
+        step = f"Until then: {step}"
+    return " ".join(part for part in (first, frame, step) if part)
 
 
 def _next_step_for_data(head: Headline, decision: Decision) -> str:

@@ -71,6 +71,7 @@ def test_interrupted_run_reports_what_the_packed_call_computed(tmp_path):
     assert report["headline"]["text"].startswith("[INTERRUPTED"), report["headline"]["text"]
     rule3 = next(r for r in report["decision"]["all"] if r["outcome"] == 3)
     assert "deterministic: not shown (missing data)" in rule3["reasons"][-1], rule3["reasons"]
+    assert report["headline"]["next_step"].startswith("Rerun the same command to finish"), report["headline"]
 
 
 def test_later_partial_or_preflight_runs_never_replace_a_complete_outcome(tmp_path):
@@ -100,6 +101,9 @@ def test_later_partial_or_preflight_runs_never_replace_a_complete_outcome(tmp_pa
     assert "): NO VERDICT: data missing" in line, line
     assert "every model" not in line and "Proceed" not in line and "Stop" not in line, line
     assert "did not replace the complete outcome" in partial
+    step = json.loads((reports / "phase1_outcome.partial.json").read_text())["headline"]["next_step"]
+    assert step.startswith("Complete the run first (gemma2-organism: 6 of 6 cycles not run)"), step
+    assert "These are the suite's own test models" in step and "Fill the missing data" not in step, step
     assert sorted(p.name for p in reports.glob("partial-*.png")) == ["partial-qwen2-organism-cosine.png",
                                                                      "partial-qwen2-organism-outcome.png"]
     assert "kept: the complete outcome" in done.stdout
