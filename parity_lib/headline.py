@@ -59,30 +59,34 @@ PAPER_MODELS = "--parity-model qwen-7b --parity-model gemma-9b"
 
 def next_step(head: Headline, decision: Decision, run: Mapping[str, Any] | None = None) -> str:
     """What to do, consistent with the first line: a partial run is completed before anything is acted on; on
-    test models the real-model run comes first; a divergence is investigated before anything proceeds."""
+    test models the real-model run comes first and Section E's action (written for real models) is not given
+    as an instruction; a divergence is investigated before anything proceeds."""
     run = run or {}
+    same = "the same command" + (" without --parity-fresh" if run.get("fresh") else "")
     first = ""
     if run.get("interrupted"):
-        first = "Rerun the same command to finish: finished cycles are reused, the rest are computed."
+        first = f"Rerun {same} to finish: finished cycles are reused, the rest are computed."
     elif not run.get("complete", True):
-        first = (f"Complete the run first ({'; '.join(run.get('not_run', [])[:3])}): rerun the same command "
-                 f"without -k or other deselection; finished cycles are reused and only the missing ones are "
-                 f"computed. To study fewer models on purpose, name them with --parity-model.")
+        first = (f"Complete the run first ({'; '.join(run.get('not_run', [])[:3])}): rerun {same} without -k or "
+                 f"other deselection; finished cycles are reused and only the missing ones are computed. To study "
+                 f"fewer models on purpose, name them with --parity-model.")
     # with no verdict, the data step only says "fill the missing data": the line above already does
     step = "" if first and decision.primary is None else _next_step_for_data(head, decision)
+    test_models = ORGANISM_NOTE in head.text or SHAPE_NOTE in head.text
+    if test_models and not head.findings and step:
+        # Section E's action ("write up", "do not extend to more models") is for real models: not an instruction here
+        step = f"Section E's action for {decision.verdict} applies to a run on real models, not to this one."
     if ORGANISM_NOTE in head.text:
-        frame = ("These are the suite's own test models (model organisms), so this verdict shows the pipeline "
-                 "works, not how the tools behave on the paper's models; do not write it up. For the paper's "
-                 f"question run the same command with {PAPER_MODELS} (local weights).")
+        frame = ("These are the suite's own test models (model organisms): results on them show whether the "
+                 "pipeline works, not how the tools behave on the paper's models, so do not write them up. For "
+                 f"the paper's question run the same command with {PAPER_MODELS} (local weights).")
     elif SHAPE_NOTE in head.text:
         frame = ("Shape-only models have random weights: parity and speed are meaningful here, refusal rates and "
                  f"therefore Section E's action are not; for the paper's question run with {PAPER_MODELS} (local "
                  f"weights).")
     else:
         frame = ""
-    if frame and step:
-        step = f"What the protocol would say on real models with this result: {step}"
-    elif first and step:
+    if first and step and not frame:
         step = f"Until then: {step}"
     return " ".join(part for part in (first, frame, step) if part)
 

@@ -162,15 +162,15 @@ def _route_reports(config: pytest.Config) -> None:
     if hasattr(config.option, "htmlpath") and not config.option.htmlpath:
         config.option.htmlpath = str(reports / "report.html")
         config.option.self_contained_html = True
-    try:
-        from pytest_metadata.plugin import metadata_key
-    except ImportError:
-        return
-    from .provenance import versions
 
-    meta = config.stash.get(metadata_key, None)
-    if meta is not None:
-        meta.update({f"parity: {k}": v or "not installed" for k, v in versions().items()})
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_metadata(metadata: dict, config: pytest.Config) -> None:
+    """The tool versions in pytest-html's Environment table (pytest-metadata fills it after our configure)."""
+    if is_active(config):
+        from .provenance import versions
+
+        metadata.update({f"parity: {k}": v or "not installed" for k, v in versions().items()})
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -226,7 +226,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     interrupted = session.shouldstop or session.exitstatus == pytest.ExitCode.INTERRUPTED
     written = run.finish(config, time.perf_counter() - config.stash[STARTED_KEY], interrupted=bool(interrupted))
     if written is None:
-        _no_study(config, run)
+        _no_study(config, run, bool(interrupted))
         return
     config.stash[WRITTEN_KEY] = written
     _junit_properties(config, written)
@@ -234,13 +234,14 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-def _no_study(config: pytest.Config, run: ParityRun) -> None:
+def _no_study(config: pytest.Config, run: ParityRun, interrupted: bool) -> None:
     """A run without cycles: its junit.xml, report.html and terminal say so and point at the outcome on file."""
-    if not run.checks and not run.checklist_file:
+    if config.option.collectonly or (not run.checks and not run.checklist_file):
         return
     from .report.session_report import no_study_lines
 
-    lines = no_study_lines(Path(config.getoption("--parity-reports-dir")), run.checklist_file, bool(run.checks))
+    lines = no_study_lines(Path(config.getoption("--parity-reports-dir")), run.checklist_file,
+                           {c.model for c in run.checks}, [m.name for m in run.suite.models], interrupted)
     config.stash[NO_STUDY_KEY] = lines
     from _pytest.junitxml import xml_key
 

@@ -182,6 +182,7 @@ class ParityRun:
                  "study_settings": self.suite.settings.__dict__, "models_loaded": self.models,
                  "warnings": sorted(self.warnings.values(), key=lambda w: -w["count"]),
                  "run": {"interrupted": interrupted, "repeats": self.suite.settings.repeats,
+                         "fresh": bool(config.getoption("--parity-fresh")),
                          "models_expected": [m.name for m in self.suite.models],
                          "models_with_cycles": sorted({c.model for c in self.cycles})}}
         return write_outcome(Path(config.getoption("--parity-reports-dir")), self.cycles, per_tool,

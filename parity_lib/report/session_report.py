@@ -239,21 +239,34 @@ def terminal_lines(written: Written) -> list[str]:
     return lines
 
 
-def no_study_lines(reports_dir: Path, checklist: Mapping[str, Any], this_run_checked: bool) -> dict[str, str]:
+def no_study_lines(reports_dir: Path, checklist: Mapping[str, Any], checked: set[str], models: Sequence[str],
+                   interrupted: bool) -> dict[str, str]:
     """What a run without study cycles (`-m preflight`) reports, so its junit.xml and report.html never read as
-    a verdict and never contradict the outcome on file: the checklist's state and the study outcome on file."""
-    lines = {"verdict": "No study ran in this run: no Phase 1 verdict from it"
-                        + (" (Section D checklist only)." if this_run_checked else ".")}
-    for model, summary in sorted((checklist.get("summary") or {}).items()):
-        failed = summary.get("failed") or []
-        lines[f"checklist_{model}"] = f"Checklist {model}: " + (
-            "every check passed" if not failed else f"FAILED {len(failed)}: {'; '.join(failed[:3])}")
-    old = read_json(reports_dir / OUTCOME_JSON)
-    if isinstance(old, dict) and "headline" in old:
-        utc = old.get("provenance", {}).get("utc", "unknown time")
-        lines["outcome_on_file"] = (f"Study outcome on file ({reports_dir / OUTCOME_MD}, {utc}, from an earlier "
-                                    f"run): {old['headline']['text']}")
-    else:
-        lines["outcome_on_file"] = (f"No study outcome on file in {reports_dir}: run `pytest -m study` "
+    a verdict and never contradict the outcome on file: whether it was interrupted, the checklist of each
+    configured model (this run's checks, or the file's from an earlier run, said as such) and the study outcome
+    on file, with a newer partial one beside it."""
+    what = "Section D checklist only" if checked else "nothing checked"
+    lines = {"verdict": ("[INTERRUPTED] " if interrupted else "")
+             + f"No study ran in this run: no Phase 1 verdict from it ({what})."}
+    if interrupted:
+        lines["interrupted"] = "Interrupted before it finished: the checklist below covers only the checks that ran."
+    summary = checklist.get("summary") or {}
+    utc = (checklist.get("provenance") or {}).get("utc", "unknown time")
+    for model in models:
+        failed = (summary.get(model) or {}).get("failed") or []
+        state = ("no entry" if model not in summary else
+                 "every check passed" if not failed else f"FAILED {len(failed)}: {'; '.join(failed[:3])}")
+        source = "this run" if model in checked else f"from an earlier run, checklist file of {utc}"
+        lines[f"checklist_{model}"] = f"Checklist {model} ({source}): {state}"
+    for stem, label in ((Path(OUTCOME_MD).stem, "Study outcome on file"),
+                        (f"{Path(OUTCOME_MD).stem}.{PARTIAL}", "A later partial run's report beside it")):
+        old = read_json(reports_dir / f"{stem}.json")
+        if isinstance(old, dict) and "headline" in old:
+            when = old.get("provenance", {}).get("utc", "unknown time")
+            key = "outcome_on_file" if stem == Path(OUTCOME_MD).stem else "partial_on_file"
+            lines[key] = f"{label} ({reports_dir / (stem + '.md')}, {when}, from an earlier run): " \
+                         f"{old['headline']['text']}"
+    if "outcome_on_file" not in lines:
+        lines["outcome_on_file"] = (f"No complete study outcome on file in {reports_dir}: run `pytest -m study` "
                                     f"(or \"preflight or study\").")
     return lines

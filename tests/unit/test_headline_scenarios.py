@@ -85,11 +85,16 @@ def test_later_partial_or_preflight_runs_never_replace_a_complete_outcome(tmp_pa
     verdict = json.loads((reports / "phase1_outcome.json").read_text())["headline"]["text"]
     figures = sorted(p.name for p in reports.glob("*.png"))
     assert any(n.startswith("gemma2-organism-") for n in figures), figures
+    step = json.loads((reports / "phase1_outcome.json").read_text())["headline"]["next_step"]
+    assert "applies to a run on real models, not to this one" in step, step  # Section E's action: not an order
+    assert "Write up" not in step and "Lock in" not in step, step
 
     assert study(tmp_path, marker="preflight").returncode == 0
     html, junit = (reports / "report.html").read_text(), (reports / "junit.xml").read_text()
     assert "No study ran in this run" in html and "No study ran in this run" in junit
     assert "parity_outcome_on_file" in junit and _escaped(verdict) in html, html[:2000]
+    assert "Checklist gemma2-organism (this run): every check passed" in junit
+    assert "parity: torch" in html and "parity: nnsight" in html  # tool versions in the Environment table
     assert (reports / "phase1_outcome.md").read_text() == complete
 
     done = study(tmp_path, "-k", "test_cycle_completes and qwen2")

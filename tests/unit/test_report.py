@@ -193,3 +193,47 @@ def test_first_line_says_what_happened_before_the_protocol_name(diverge_on, star
     decision = decide(summaries, {m: {t: True for t in TOOLS} for m in (QWEN, GEMMA)})
     head = headline(decision, report_for(summaries)["models"], [], {}, {}, {}, TOOLS, ["hooks"])
     assert head.text.startswith(starts) and f"(Section E {decision.verdict})" in head.text, head.text
+
+
+def test_a_run_without_study_says_so_and_which_checklist_lines_are_its_own(tmp_path):
+    """`-m preflight` interrupted after one model's checks: it says it was interrupted, and the other model's
+    checklist line is the file's from an earlier run, said as such; models the run is not configured for are
+    not listed; a partial report beside the outcome is named too."""
+    from parity_lib.report.session_report import no_study_lines
+    from parity_lib.results import write_json_atomic
+
+    checklist = {"provenance": {"utc": "2026-12-01T00:00:00+00:00"},
+                 "summary": {QWEN: {"failed": []}, GEMMA: {"failed": ["residual_location [nnsight]"]},
+                             "other-model": {"failed": []}}}
+    write_json_atomic(tmp_path / "phase1_outcome.json", {"headline": {"text": "the complete one"},
+                                                         "provenance": {"utc": "T1"}})
+    write_json_atomic(tmp_path / "phase1_outcome.partial.json", {"headline": {"text": "the partial one"},
+                                                                 "provenance": {"utc": "T2"}})
+    lines = no_study_lines(tmp_path, checklist, {QWEN}, [QWEN, GEMMA], interrupted=True)
+    assert lines["verdict"].startswith("[INTERRUPTED] No study ran in this run")
+    assert lines[f"checklist_{QWEN}"] == f"Checklist {QWEN} (this run): every check passed"
+    assert lines[f"checklist_{GEMMA}"] == (f"Checklist {GEMMA} (from an earlier run, checklist file of "
+                                           f"2026-12-01T00:00:00+00:00): FAILED 1: residual_location [nnsight]")
+    assert not any("other-model" in line for line in lines.values())
+    assert lines["outcome_on_file"].endswith("T1, from an earlier run): the complete one")
+    assert lines["partial_on_file"].endswith("T2, from an earlier run): the partial one")
+    clean = no_study_lines(tmp_path / "empty", {}, set(), [QWEN], interrupted=False)
+    assert clean["verdict"] == "No study ran in this run: no Phase 1 verdict from it (nothing checked)."
+    assert clean[f"checklist_{QWEN}"].endswith("no entry") and "No complete study outcome" in clean["outcome_on_file"]
+
+
+def test_rerun_advice_fits_the_command_that_ran():
+    """An interrupted `--parity-fresh` run is finished without that flag (it recomputes everything); a
+    deselected run is completed without -k; with a verdict, what it says follows "Until then"."""
+    from parity_lib.headline import headline, next_step
+
+    summaries = study(())
+    decision = decide(summaries, {m: {t: True for t in TOOLS} for m in (QWEN, GEMMA)})
+    head = headline(decision, report_for(summaries)["models"], [], {}, {}, {}, TOOLS, ["hooks"])
+    fresh = next_step(head, decision, {"interrupted": True, "fresh": True})
+    assert fresh.startswith("Rerun the same command without --parity-fresh to finish"), fresh
+    assert "Until then: " + decision.next_step in fresh
+    partial = next_step(head, decision, {"complete": False, "not_run": ["x: 1 of 2 cycles not run"]})
+    assert partial.startswith("Complete the run first (x: 1 of 2 cycles not run): rerun the same command without "
+                              "-k"), partial
+    assert next_step(head, decision, {}) == decision.next_step
