@@ -162,13 +162,15 @@ class ParityRun:
 
         checklist: dict[str, Any] = {}
         path = Path(config.getoption("--parity-results-dir")) / CHECKLIST_NAME
+        before = read_json(path) or {}
         if self.checks:
             checklist = merge_checklist(path, [asdict(c) for c in self.checks], self.suite.checklist_config(),
                                         self.suite.provenance(), self.models)
         else:  # one source of truth: a preflight run earlier, same configuration, fills the report's table
             old = read_json(path)
             checklist = old if old and old.get("config") == self.suite.checklist_config() else {}
-        self.checklist_file = checklist
+        # when the entries this run did not touch were written: the file's time before this run rewrote it
+        self.checklist_file = {**checklist, "earlier_utc": (before.get("provenance") or {}).get("utc")}
         if not self.cycles:
             return None
         from .report.session_report import write_outcome

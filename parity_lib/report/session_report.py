@@ -251,13 +251,16 @@ def no_study_lines(reports_dir: Path, checklist: Mapping[str, Any], checked: set
     if interrupted:
         lines["interrupted"] = "Interrupted before it finished: the checklist below covers only the checks that ran."
     summary = checklist.get("summary") or {}
-    utc = (checklist.get("provenance") or {}).get("utc", "unknown time")
+    utc = checklist.get("earlier_utc") or (checklist.get("provenance") or {}).get("utc", "unknown time")
     for model in models:
         failed = (summary.get(model) or {}).get("failed") or []
-        state = ("no entry" if model not in summary else
-                 "every check passed" if not failed else f"FAILED {len(failed)}: {'; '.join(failed[:3])}")
-        source = "this run" if model in checked else f"from an earlier run, checklist file of {utc}"
-        lines[f"checklist_{model}"] = f"Checklist {model} ({source}): {state}"
+        state = "every check passed" if not failed else f"FAILED {len(failed)}: {'; '.join(failed[:3])}"
+        if model not in summary:
+            line = f"Checklist {model}: not checked in this configuration (dtype, device, code, tools)"
+        else:
+            source = "this run" if model in checked else f"from an earlier run, checklist file of {utc}"
+            line = f"Checklist {model} ({source}): {state}"
+        lines[f"checklist_{model}"] = line
     for stem, label in ((Path(OUTCOME_MD).stem, "Study outcome on file"),
                         (f"{Path(OUTCOME_MD).stem}.{PARTIAL}", "A later partial run's report beside it")):
         old = read_json(reports_dir / f"{stem}.json")

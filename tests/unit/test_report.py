@@ -219,7 +219,8 @@ def test_a_run_without_study_says_so_and_which_checklist_lines_are_its_own(tmp_p
     assert lines["partial_on_file"].endswith("T2, from an earlier run): the partial one")
     clean = no_study_lines(tmp_path / "empty", {}, set(), [QWEN], interrupted=False)
     assert clean["verdict"] == "No study ran in this run: no Phase 1 verdict from it (nothing checked)."
-    assert clean[f"checklist_{QWEN}"].endswith("no entry") and "No complete study outcome" in clean["outcome_on_file"]
+    assert clean[f"checklist_{QWEN}"].endswith("not checked in this configuration (dtype, device, code, tools)")
+    assert "No complete study outcome" in clean["outcome_on_file"]
 
 
 def test_rerun_advice_fits_the_command_that_ran():
