@@ -166,8 +166,9 @@ def _route_reports(config: pytest.Config) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_metadata(metadata: dict, config: pytest.Config) -> None:
-    """The tool versions in pytest-html's Environment table (pytest-metadata fills it after our configure)."""
-    if is_active(config):
+    """The tool versions in pytest-html's Environment table. pytest-metadata builds the table in its own
+    `pytest_configure`, before or after ours depending on plugin order, so activation is read from the config."""
+    if is_active(config) or config.getini("parity_suite") or _options_given(config):
         from .provenance import versions
 
         metadata.update({f"parity: {k}": v or "not installed" for k, v in versions().items()})
