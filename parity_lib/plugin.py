@@ -168,6 +168,8 @@ def _route_reports(config: pytest.Config) -> None:
 def pytest_metadata(metadata: dict, config: pytest.Config) -> None:
     """The tool versions in pytest-html's Environment table. pytest-metadata builds the table in its own
     `pytest_configure`, before or after ours depending on plugin order, so activation is read from the config."""
+    if config.option.help or config.option.version:  # --help stays fast: no torch import
+        return
     if is_active(config) or config.getini("parity_suite") or _options_given(config):
         from .provenance import versions
 
