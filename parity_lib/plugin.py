@@ -288,10 +288,8 @@ def pytest_html_results_summary(prefix: list, summary: list, postfix: list, sess
 
         prefix.extend(summary_html(written))
         return
-    from html import escape
-
     lines = session.config.stash.get(NO_STUDY_KEY, None)
     if lines:
-        first, *rest = lines.values()
-        prefix.append(f"<h2>{escape(first)}</h2>")
-        prefix.append("<ul>" + "".join(f"<li>{escape(line)}</li>" for line in rest) + "</ul>")
+        from .report.html import no_study_html
+
+        prefix.extend(no_study_html(lines))

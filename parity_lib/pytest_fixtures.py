@@ -122,15 +122,12 @@ def baseline(store, loaded_model, gate_open, pytestconfig: pytest.Config) -> dic
 def _record_packed_siblings(run: Any, store: Any, lm: Any) -> None:
     """Cycles a packed call computed beside the one asked for are results too: recorded now, so a run stopped
     before their own tests (Ctrl-C, -x) still reports them instead of calling them missing."""
-    from .results import CycleFact, cycle_path
-
     name = lm.spec.name
     recorded = {c.ident for c in run.cycles}
     for tool, repeat, computed, exc in store.known(name):
         if (name, tool, repeat) in recorded:
             continue
-        fact = CycleFact(name, tool, repeat, str(cycle_path(store.results_dir, name, tool, repeat)),
-                         store.key(lm, tool), computed=computed)
+        fact = replace(store.fact(lm, tool, repeat), computed=computed)
         run.record_cycle(fact if exc is None else replace(fact, status="error",
                                                           error=f"{type(exc).__name__}: {exc}"))
 
@@ -138,12 +135,9 @@ def _record_packed_siblings(run: Any, store: Any, lm: Any) -> None:
 @pytest.fixture
 def cycle(store, loaded_model, gate_open, baseline, tool_name: str, repeat: int, pytestconfig: pytest.Config):
     """The cycle's record; its outcome (ok or error) is recorded for the report."""
-    from .results import CycleFact, cycle_path
-
     run = _run(pytestconfig)
     name = loaded_model.spec.name
-    fact = CycleFact(name, tool_name, repeat, str(cycle_path(store.results_dir, name, tool_name, repeat)),
-                     store.key(loaded_model, tool_name))
+    fact = store.fact(loaded_model, tool_name, repeat)
     run.announce(f"{name}/{tool_name}/r{repeat}: extracting and generating")
     started = time.perf_counter()
     try:

@@ -20,7 +20,7 @@ from .cycle import CycleResult, StudySettings, config_key, run_cycle, run_repeat
 from .models import LoadedModel
 from .prompts import PromptSet
 from .provenance import code_fingerprint
-from .results import baseline_path, current_record, cycle_path, write_cycle, write_json_atomic
+from .results import CycleFact, baseline_path, current_record, cycle_path, write_cycle, write_json_atomic
 
 
 @dataclass
@@ -40,6 +40,11 @@ class CycleStore:
 
     def key(self, lm: LoadedModel, tool: str) -> str:
         return config_key(lm, tool, self.prompts, self.settings, self._code)
+
+    def fact(self, lm: LoadedModel, tool: str, repeat: int) -> CycleFact:
+        """The run's record of one cycle (where its file is, its configuration key), before its outcome is known."""
+        name = lm.spec.name
+        return CycleFact(name, tool, repeat, str(cycle_path(self.results_dir, name, tool, repeat)), self.key(lm, tool))
 
     def known(self, model: str) -> list[tuple[str, int, bool, Exception | None]]:
         """Every cycle of `model` this process holds, asked for or not (a packed call computes the repeat's

@@ -37,3 +37,9 @@ def summary_html(written: Any) -> list[str]:
         parts += [f'<img alt="{escape(c)}" title="{escape(c)}" src="{uri}" style="max-width:45%">'
                   for c, uri in images.items()]
     return parts
+
+
+def no_study_html(lines: dict[str, str]) -> list[str]:
+    """A run without study cycles: its first line as the heading, the checklist and outcome on file below."""
+    first, *rest = lines.values()
+    return [f"<h2>{escape(first)}</h2>", "<ul>" + "".join(f"<li>{escape(line)}</li>" for line in rest) + "</ul>"]

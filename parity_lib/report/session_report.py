@@ -18,8 +18,9 @@ from .json_report import build_report, dumps_report
 from .markdown import render_markdown
 from .plots import closeness_plot, rate_bars, to_data_uri
 
-OUTCOME_MD = "phase1_outcome.md"
-OUTCOME_JSON = "phase1_outcome.json"
+OUTCOME_STEM = "phase1_outcome"
+OUTCOME_MD = f"{OUTCOME_STEM}.md"
+OUTCOME_JSON = f"{OUTCOME_STEM}.json"
 PARTIAL = "partial"  # a partial run beside a complete outcome: phase1_outcome.partial.md, partial-<model>-*.png
 
 
@@ -151,7 +152,7 @@ def write_outcome(reports_dir: Path, cycles: Sequence[CycleFact],
     report["headline"] = {**head.to_dict(), "next_step": next_step(head, decision, run),
                           "section_e_verdict": decision.verdict}
     reports_dir.mkdir(parents=True, exist_ok=True)
-    prefix, stem = (f"{PARTIAL}-", f"{Path(OUTCOME_MD).stem}.{PARTIAL}") if kept else ("", Path(OUTCOME_MD).stem)
+    prefix, stem = (f"{PARTIAL}-", f"{OUTCOME_STEM}.{PARTIAL}") if kept else ("", OUTCOME_STEM)
     previous = [] if kept else _figures_of(reports_dir)
     paths: list[Path] = []
     plots: dict[str, dict[str, str]] = {}
@@ -174,7 +175,7 @@ def write_outcome(reports_dir: Path, cycles: Sequence[CycleFact],
         for name in {*previous, *(p.name for p in reports_dir.glob(f"{PARTIAL}-*.png"))} - set(report["figures"]):
             (reports_dir / name).unlink(missing_ok=True)
         for suffix in (".json", ".md"):
-            (reports_dir / f"{Path(OUTCOME_MD).stem}.{PARTIAL}{suffix}").unlink(missing_ok=True)
+            (reports_dir / f"{OUTCOME_STEM}.{PARTIAL}{suffix}").unlink(missing_ok=True)
     paths += [json_path, md_path]
     return Written(report, decision, tuple(paths), plots)
 
@@ -261,12 +262,12 @@ def no_study_lines(reports_dir: Path, checklist: Mapping[str, Any], checked: set
             source = "this run" if model in checked else f"from an earlier run, checklist file of {utc}"
             line = f"Checklist {model} ({source}): {state}"
         lines[f"checklist_{model}"] = line
-    for stem, label in ((Path(OUTCOME_MD).stem, "Study outcome on file"),
-                        (f"{Path(OUTCOME_MD).stem}.{PARTIAL}", "A later partial run's report beside it")):
+    for stem, label in ((OUTCOME_STEM, "Study outcome on file"),
+                        (f"{OUTCOME_STEM}.{PARTIAL}", "A later partial run's report beside it")):
         old = read_json(reports_dir / f"{stem}.json")
         if isinstance(old, dict) and "headline" in old:
             when = old.get("provenance", {}).get("utc", "unknown time")
-            key = "outcome_on_file" if stem == Path(OUTCOME_MD).stem else "partial_on_file"
+            key = "outcome_on_file" if stem == OUTCOME_STEM else "partial_on_file"
             lines[key] = f"{label} ({reports_dir / (stem + '.md')}, {when}, from an earlier run): " \
                          f"{old['headline']['text']}"
     if "outcome_on_file" not in lines:
