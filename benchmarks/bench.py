@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from parity_lib import batching, models, prompts
+from parity_lib import models, prompts
 from parity_lib.cycle import extract_direction
 from parity_lib.extractors import get_extractor
 from parity_lib.provenance import device_name, git_commit, versions
@@ -63,8 +63,7 @@ def bench_model(name: str, args, ps) -> dict:
                                             attn_implementation=args.attn), dev)
     row["build_s"] = build_s
     weight_bytes = sum(p.numel() * p.element_size() for p in lm.model.parameters())
-    contrast = batching.encode(lm.tokenizer, prompts.format_all(lm.tokenizer, [*ps.harmful, *ps.harmless]),
-                               templated=lm.templated, device=dev)
+    contrast = lm.encode([*ps.harmful, *ps.harmless])
     row["plain_forward_ms"] = 1e3 * timed(lambda: plain_forward(lm, contrast), dev, 5, 2)[0]
     for tool in TOOLS:
         ex = get_extractor(tool)
@@ -74,8 +73,7 @@ def bench_model(name: str, args, ps) -> dict:
         return row
     direction = extract_direction(lm, "hooks", ps)
     spec = SteeringSpec.build(direction.unit, lm.spec.layer, lm.n_layers, lm.spec.multiplier, "target_to_final")
-    evals = batching.encode(lm.tokenizer, prompts.format_all(lm.tokenizer, ps.eval), templated=lm.templated,
-                            device=dev)
+    evals = lm.encode(ps.eval)
     n = args.max_new_tokens
     tokens = {}
     for tool in TOOLS:
@@ -145,8 +143,7 @@ def one_at_a_time(lm, ps, spec, n, dev, k) -> dict:
     steerer = get_steerer("hooks")
     total = 0.0
     for prompt in ps.eval[:k]:
-        batch = batching.encode(lm.tokenizer, prompts.format_all(lm.tokenizer, [prompt]), templated=lm.templated,
-                                device=dev)
+        batch = lm.encode([prompt])
         total += timed(lambda b=batch: steerer.generate(lm, b, spec, n), dev)[0]
     return {"one_at_a_time_measured": k, "one_at_a_time_30_s": total / k * len(ps.eval)}
 

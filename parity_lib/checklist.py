@@ -15,12 +15,12 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from .batching import Batch, encode, from_ids, pad_id
+from .batching import Batch, from_ids, pad_id
 from .compare import Comparison, compare
 from .extractors.base import Activations, Extractor
 from .hypotheses import Decision, decide, distance, noise_floor, scale_of
 from .models import LoadedModel
-from .prompts import PromptSet, format_all
+from .prompts import PromptSet
 from .reference import Reference, capture_reference, next_norm
 
 CROSS_TOOL_ATOL = 1e-5  # the protocol's pre-flight bar, in every dtype
@@ -53,7 +53,7 @@ def _crash(check: str, tool: str, why: str) -> CheckResult:
 
 
 def single(lm: LoadedModel, prompt: str) -> Batch:
-    return encode(lm.tokenizer, format_all(lm.tokenizer, [prompt]), templated=lm.templated, device=lm.device)
+    return lm.encode([prompt])
 
 
 def _floor(lm: LoadedModel, batch: Batch, layer: int, ref: Reference) -> float:
@@ -123,8 +123,7 @@ def token_position(lm: LoadedModel, ex: Extractor, batches: Sequence[Sequence[st
         batches = [list(batches)]  # one batch of prompts
     rows_checked, failures, alone_gap = 0, [], 0.0
     for prompts in batches:
-        batch = encode(lm.tokenizer, format_all(lm.tokenizer, list(prompts)), templated=lm.templated,
-                       device=lm.device)
+        batch = lm.encode(list(prompts))
         got = _run(ex, lm, batch, layer)
         if isinstance(got, str):
             return _crash("token_position", ex.name, got)
@@ -258,8 +257,7 @@ def inputs(lm: LoadedModel, prompts: PromptSet) -> Inputs:
 
 
 def contrastive_batch(lm: LoadedModel, prompts: PromptSet) -> Batch:
-    return encode(lm.tokenizer, format_all(lm.tokenizer, [*prompts.harmful, *prompts.harmless]),
-                  templated=lm.templated, device=lm.device)
+    return lm.encode([*prompts.harmful, *prompts.harmless])
 
 
 def unequal_length_prompts(lm: LoadedModel, prompts: Sequence[str]) -> list[str]:

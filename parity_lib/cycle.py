@@ -16,13 +16,12 @@ from typing import Any, Sequence
 
 import torch
 
-from .batching import encode
 from .classify import GarbledRules, classify
 from .directions import Direction, diff_of_means
 from .errors import ConfigError, DeviceOutOfMemoryError
 from .extractors import get_extractor
 from .models import LoadedModel
-from .prompts import PromptSet, format_all
+from .prompts import PromptSet
 from .steering import SCOPES, SteeringSpec, get_steerer, steering_tool
 from .steering.compiled import MODES as GENERATION_MODES
 from .steering.compiled import reference_generation
@@ -110,8 +109,7 @@ def config_key(lm: LoadedModel, tool: str, prompts: PromptSet, settings: StudySe
 
 
 def extract_direction(lm: LoadedModel, tool: str, prompts: PromptSet) -> Direction:
-    texts = format_all(lm.tokenizer, [*prompts.harmful, *prompts.harmless])
-    batch = encode(lm.tokenizer, texts, templated=lm.templated, device=lm.device)
+    batch = lm.encode([*prompts.harmful, *prompts.harmless])
     acts = get_extractor(tool).extract(lm, batch, lm.spec.layer)
     n = len(prompts.harmful)
     return diff_of_means(acts.last[:n], acts.last[n:], lm.spec.layer)
@@ -128,8 +126,7 @@ def generate_tokens(lm: LoadedModel, steerer_name: str, spec: SteeringSpec, prom
     size = batch_size or len(prompts)
     tokens: list[list[int]] = []
     for start in range(0, len(prompts), size):
-        chunk = format_all(lm.tokenizer, prompts[start:start + size])
-        batch = encode(lm.tokenizer, chunk, templated=lm.templated, device=lm.device)
+        batch = lm.encode(prompts[start:start + size])
         generator = steerer
         if steerer_name == "hooks":
             generator, how = reference_generation(lm, batch, spec, max_new_tokens, generation)
@@ -147,8 +144,7 @@ def generate_packed_tokens(lm: LoadedModel, specs: Sequence[SteeringSpec], promp
     size = batch_size or len(prompts)
     tokens: list[list[list[int]]] = [[] for _ in specs]
     for start in range(0, len(prompts), size):
-        chunk = format_all(lm.tokenizer, prompts[start:start + size])
-        batch = encode(lm.tokenizer, chunk, templated=lm.templated, device=lm.device)
+        batch = lm.encode(prompts[start:start + size])
         for mine, out in zip(tokens, generate_packed(lm, batch, specs, max_new_tokens)):
             mine.extend(_strip(row.tolist(), lm.tokenizer) for row in out)
     return tokens
@@ -173,7 +169,7 @@ def steer_eval(lm: LoadedModel, steerer_name: str, spec: SteeringSpec, prompts: 
     evals = list(prompts.eval[: settings.n_eval or None])
     tokens, how = generate_tokens(lm, steerer_name, spec, evals, settings.max_new_tokens, settings.gen_batch_size,
                                   settings.generation)
-    full = encode(lm.tokenizer, format_all(lm.tokenizer, evals), templated=lm.templated, device=lm.device)
+    full = lm.encode(evals)
     return tokens, _top(get_steerer(steerer_name).logits(lm, full, spec)), how
 
 
@@ -299,7 +295,7 @@ def run_repeat(lm: LoadedModel, tools: Sequence[str], prompts: PromptSet, settin
                 log = stack.enter_context(record_packed_firing(lm, specs, len(evals)))
             tokens = generate_packed_tokens(lm, specs, evals, settings.max_new_tokens, settings.gen_batch_size)
         generated = time.perf_counter()
-        full = encode(lm.tokenizer, format_all(lm.tokenizer, evals), templated=lm.templated, device=lm.device)
+        full = lm.encode(evals)
         reference = get_steerer("hooks")
         tops = [_top(reference.logits(lm, full, ready[t][1])) for t in names]
     except torch.cuda.OutOfMemoryError:

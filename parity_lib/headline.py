@@ -1,15 +1,15 @@
 """The report's first line: what a researcher acts on, in plain words first and the protocol's outcome name
-after them. Never "Proceed" or "Stop" over a divergence.
+after them. It never contradicts the run's own tests or numbers.
 
-Section E's outcome (`outcome.decide`) stays as the protocol writes it; this module adds what the rules
-do not see and says so:
+Section E's outcome (`outcome.decide`) stays as the protocol writes it, on its own line; this module puts
+ahead of it what the rules do not see (`findings.py`), strongest first:
 
-* **Steering divergence** (outside Section E's letter): the directions agree (cosine > 0.99) while the
-  coherent-refusal rates differ by more than 20 pp — the paper's own claim, NNsight 100% vs hooks 10% with
-  the same direction. The finding says the gap is in the steering mechanism, not in extraction.
-* **Headline discipline**: while any tool pair on any model diverges (cosine < 0.95 or gap > 20 pp) or
-  any Section D check failed, the first line says so instead of "Proceed" / "Stop", and a diverging tool
-  is never called validated.
+* **Failed tests**: when any preflight or study test failed or errored, the first line names them (test,
+  model, tools, the number against its bar) and is never a Section E action; a tool in a failed test is never
+  called validated.
+* **Steering divergence**, **diverging pairs and failed checks** ("NOT CLEAR TO PROCEED"), **grey-zone
+  disagreement** ("TOOLS DISAGREE"), then the behavioural findings: **no effect** (nothing steered, so nothing
+  "steers best") and **over-steered**.
 * **Framing**: interrupted, partial and gate-overridden runs, model organisms and shape-only models are
   named at the front of the first line, before the verdict.
 """
@@ -19,7 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from .outcome import CROSS_AGREE_COS, CROSS_DIVERGE_COS, GAP_DIVERGE_PP, Decision
+from .findings import CHECK, DISAGREE, DIVERGING, NO_EFFECT, OVER, STEERING, TEST, Finding, blamed, findings
+from .outcome import Decision
 
 # What the verdict is about, in front of it (after any [INTERRUPTED]/[PARTIAL] caveat): a reader who stops at
 # the first words must not take a test model's verdict for the paper's models.
@@ -31,14 +32,6 @@ MEANING = {1: "The tools diverge on two or more models: a real tooling effect",
            2: "The tools diverge on some models and agree on others: a model-specific artifact",
            3: "Every tool is deterministic and one passes every check and steers best on every model",
            4: "The tools agree on every model: no tooling effect, the tooling investigation can stop"}
-
-
-@dataclass(frozen=True)
-class Finding:
-    kind: str  # "steering diverges" | "diverging pair" | "check failed"
-    model: str
-    what: str
-    tools: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -92,22 +85,42 @@ def next_step(head: Headline, decision: Decision, run: Mapping[str, Any] | None 
 
 
 def _next_step_for_data(head: Headline, decision: Decision) -> str:
-    steering = [f for f in head.findings if f.kind == "steering diverges"]
-    diverging = [f for f in head.findings if f.kind != "steering diverges"]
-    if steering:
-        tools = list(head.blocked_tools) or sorted({t for f in steering for t in f.tools})
+    failed = [f for f in head.findings if f.kind == TEST]
+    first = _after_failed_tests(failed, head.blocked_tools) if failed else ""
+    step = _step_for_findings(head, decision)
+    return f"{first} Then: {step}" if first and step else first or step
+
+
+def _after_failed_tests(failed: Sequence[Finding], blocked: Sequence[str]) -> str:
+    names = sorted({f.what.split(":")[0].split("[")[0] for f in failed})
+    tools = f" A tool in a failed test is not validated: {', '.join(blocked)}." if blocked else ""
+    return (f"{len(failed)} protocol test(s) failed; each message names its number and bar. See them in full with "
+            f"`pytest -m \"preflight or study\" -k \"{' or '.join(names[:3])}\"` (the same options), and fix the "
+            f"cause before acting on any verdict: Section E's action applies once every test passes.{tools}")
+
+
+def _step_for_findings(head: Headline, decision: Decision) -> str:
+    of = {kind: [f for f in head.findings if f.kind == kind] for kind in (STEERING, DIVERGING, CHECK, DISAGREE,
+                                                                           NO_EFFECT, OVER)}
+    if of[STEERING]:
+        tools = list(head.blocked_tools) or sorted({t for f in of[STEERING] for t in f.tools})
         return (f"The gap is in steering, not in extraction: the tools' directions agree. Compare how "
                 f"{', '.join(tools)} steer (the firing-map rows of 'How parity was judged' show which rows, steps "
                 f"and layers each one edited, and by how much); rerun with --parity-steer-with hooks to confirm the "
                 f"same directions steer alike through one mechanism; fix or drop the diverging steerer before "
                 f"Phase 2.")
+    diverging = of[DIVERGING] + of[CHECK] + of[DISAGREE]
     if diverging and (decision.primary is None or decision.primary.outcome in (3, 4)):
         blamed = f"Do not proceed with {', '.join(head.blocked_tools)}. " if head.blocked_tools else ""
         models = sorted({f.model for f in diverging})
+        bitwise = (" Correct tools give bitwise-equal activations at the same site, so a cosine below 0.99 is a "
+                   "different tensor (another layer, position or stage), not noise." if of[DISAGREE] else "")
         return (f"{blamed}Investigate first: " + "; ".join(f"{f.model}: {f.what}" for f in diverging[:4])
-                + f". Run `pytest -m preflight --parity-model {models[0]}` for the Section D numbers and read the "
-                  f"per-component divergence below; Section E's action applies once every pair agrees and every "
-                  f"check passes.")
+                + f".{bitwise} Run `pytest -m preflight --parity-model {models[0]}` for the Section D numbers and "
+                  f"read the per-component divergence in the report; Section E's action applies once every pair "
+                  f"agrees and every check passes.")
+    if of[OVER] or of[NO_EFFECT]:
+        return _step_for_behaviour(of[OVER], of[NO_EFFECT])
     step = decision.next_step
     gate = next((r for r in decision.triggered if r.outcome == 3), None)
     if gate is not None and head.blocked_tools:
@@ -116,48 +129,102 @@ def _next_step_for_data(head: Headline, decision: Decision) -> str:
     return step
 
 
-def findings(models: Mapping[str, Mapping[str, Any]], checklist_entries: Sequence[Mapping[str, Any]],
-             steer_with: Sequence[str]) -> list[Finding]:
-    """Steering divergence, diverging pairs and failed checks, from the report's model summaries."""
-    out = []
-    for model, summary in sorted(models.items()):
-        for pair in summary["pairs"]:
-            cos, gap = pair["cos_min"], pair["refusal_gap_pp"]
-            if cos is None or gap is None:
-                continue
-            tools = tuple(pair["tools"])
-            numbers = f"{tools[0]} vs {tools[1]}: direction cosine min {cos:.4f}, refusal gap {gap:.1f} pp"
-            if cos > CROSS_AGREE_COS and gap > GAP_DIVERGE_PP:
-                how = ("each tool steering with its own mechanism" if "same" in steer_with else
-                       "one reference steerer for every direction")
-                out.append(Finding("steering diverges", model, f"{numbers} ({how}): the directions agree, the "
-                                   f"steered behaviour does not", tools))
-            elif cos < CROSS_DIVERGE_COS or gap > GAP_DIVERGE_PP:
-                out.append(Finding("diverging pair", model, numbers, tools))
-    for entry in checklist_entries:
-        if not entry.get("passed", True):
-            tools = tuple(t for t in str(entry.get("tool", "")).split("~") if t and t != "*")
-            out.append(Finding("check failed", entry["model"], f"{entry['check']} [{entry['tool']}]", tools))
-    return out
-
-
-def _blamed(found: Sequence[Finding], tools: Sequence[str]) -> list[str]:
-    """Tools that diverged or failed: in a failed check, or in a diverging pair with a majority of the others."""
-    blamed = {t for f in found if f.kind == "check failed" for t in f.tools}
-    for model in {f.model for f in found}:
-        pairs = [f.tools for f in found if f.model == model and f.kind != "check failed"]
-        for tool in tools:
-            against = sum(tool in p for p in pairs)
-            if pairs and against >= (len(tools) - 1) // 2 + 1:  # a majority of the other tools
-                blamed.add(tool)
-    return sorted(blamed)
+def _step_for_behaviour(over: Sequence[Finding], none: Sequence[Finding]) -> str:
+    """Behavioural parity needs a setting where the direction steers: coherent refusal above the baseline,
+    little garbling. Extraction parity (the checks and the cosines) stands on its own either way."""
+    parts = []
+    if over:
+        parts.append(f"On {', '.join(f.model for f in over)} the multiplier is too large at this layer: rerun with a "
+                     f"smaller one (--parity-model NAME:LAYER:MULT).")
+    if none:
+        parts.append(f"On {', '.join(f.model for f in none)} the direction changes no behaviour at this layer and "
+                     f"multiplier, so the refusal rates cannot tell the tools apart and no tool 'steers best': try "
+                     f"other layers and multipliers (--parity-model NAME:LAYER:MULT) until coherent refusal rises "
+                     f"above the unsteered baseline.")
+    return " ".join(parts) + (" The extraction results (checks, cosines) stand on their own. Section E's action "
+                              "(Outcome 3's 'lock in the tool that steers best') does not apply until steering "
+                              "works.")
 
 
 def headline(decision: Decision, models: Mapping[str, Mapping[str, Any]],
              checklist_entries: Sequence[Mapping[str, Any]], run: Mapping[str, Any],
              loaded: Mapping[str, Mapping[str, Any]], gate: Mapping[str, Mapping[str, Any]],
-             tools: Sequence[str], steer_with: Sequence[str]) -> Headline:
-    found = findings(models, checklist_entries, steer_with)
+             tools: Sequence[str], steer_with: Sequence[str], *,
+             baselines: Mapping[str, Mapping[str, Any]] | None = None,
+             failed_tests: Sequence[Mapping[str, Any]] = ()) -> Headline:
+    found = findings(models, checklist_entries, steer_with, baselines, failed_tests)
+    text = _lead(found, decision)
+    failed = [f for f in found if f.kind == TEST]
+    if failed:
+        tests = _failed_tests(failed)
+        text = f"{text} — {tests}" if text else tests
+    elif not text:
+        text = _section_e(decision)
+    framing = _framing(loaded)
+    if framing:
+        text = f"{framing}: {text}"
+    caveats = _caveats(run, gate)
+    if caveats:
+        text = f"[{'; '.join(caveats)}] {text}"
+    return Headline(text, tuple(found), tuple(caveats), tuple(blamed(found, tools)))
+
+
+def _lead(found: Sequence[Finding], decision: Decision) -> str:
+    """The strongest finding ahead of Section E, or "" when there is none."""
+    of = {kind: [f for f in found if f.kind == kind] for kind in (STEERING, DIVERGING, CHECK, DISAGREE,
+                                                                   NO_EFFECT, OVER)}
+    if of[STEERING]:
+        pairs = "; ".join(f"{f.model}: {f.what.split(' (')[0]}" for f in of[STEERING])
+        return f"STEERING DIVERGES, extraction agrees ({pairs}) — a finding outside Section E"
+    diverging = of[DIVERGING] + of[CHECK]
+    if diverging and decision.primary is not None and decision.primary.outcome in (1, 2):
+        return _section_e(decision)  # Section E's own divergence verdict: what it says is the finding
+    if diverging:
+        what = "; ".join(f"{f.model}: {f.what}" for f in diverging[:3])
+        return f"NOT CLEAR TO PROCEED: {what}" + (" (and more)" if len(diverging) > 3 else "")
+    if of[DISAGREE]:
+        what = "; ".join(f"{f.model}: {f.what}" for f in of[DISAGREE][:2])
+        return (f"TOOLS DISAGREE (below the protocol's divergence bar): {what}"
+                + (" (and more)" if len(of[DISAGREE]) > 2 else "") + " — correct tools give bitwise-equal activations")
+    if of[OVER]:
+        return "OVER-STEERED " + "; ".join(f"on {f.model} {f.what}" for f in of[OVER])
+    if of[NO_EFFECT]:
+        return "STEERING HAS NO EFFECT " + "; ".join(f"on {f.model} {f.what}" for f in of[NO_EFFECT])
+    return ""
+
+
+def _failed_tests(failed: Sequence[Finding]) -> str:
+    """The failed tests, named: each test's claim and parameters, with its message's first line."""
+    shown = "; ".join(f.what for f in failed[:2])
+    more = f"; and {len(failed) - 2} more" if len(failed) > 2 else ""
+    return (f"{len(failed)} PROTOCOL TEST{'S' if len(failed) > 1 else ''} FAILED: {shown}{more} — fix "
+            f"{'them' if len(failed) > 1 else 'it'} before acting on any verdict")
+
+
+def failed_tests_line(failed_tests: Sequence[Mapping[str, Any]]) -> str:
+    """The failed-tests phrase for a run without a study (`-m preflight`)."""
+    return _failed_tests(findings({}, [], [], failed_tests=failed_tests))
+
+
+def _section_e(decision: Decision) -> str:
+    if decision.primary is not None:
+        return f"{MEANING[decision.primary.outcome]} (Section E {decision.verdict})"
+    if decision.missing:
+        return (f"NO VERDICT: data missing ({'; '.join(decision.missing[:2])}"
+                f"{'; and more' if len(decision.missing) > 2 else ''})")
+    return f"No Section E rule triggered (verdict: {decision.verdict})"
+
+
+def _framing(loaded: Mapping[str, Mapping[str, Any]]) -> str:
+    kinds = {d.get("kind") for d in loaded.values()}
+    if loaded and all(str(d.get("source", "")).rstrip("/").endswith("-organism") for d in loaded.values()):
+        return ORGANISM_NOTE
+    if "shape" in kinds or "random" in kinds:
+        return SHAPE_NOTE
+    return ""
+
+
+def _caveats(run: Mapping[str, Any], gate: Mapping[str, Mapping[str, Any]]) -> list[str]:
     caveats = []
     missing = [m for m in run.get("models_expected", []) if m not in run.get("models_with_cycles", [])]
     if run.get("interrupted"):
@@ -169,30 +236,4 @@ def headline(decision: Decision, models: Mapping[str, Mapping[str, Any]],
     overridden = sorted(m for m, g in gate.items() if g.get("overridden"))
     if overridden:
         caveats.append(f"GATE OVERRIDDEN for {', '.join(overridden)}")
-    kinds = {d.get("kind") for d in loaded.values()}
-    framing = ""
-    if loaded and all(str(d.get("source", "")).rstrip("/").endswith("-organism") for d in loaded.values()):
-        framing = ORGANISM_NOTE
-    elif "shape" in kinds or "random" in kinds:
-        framing = SHAPE_NOTE
-    steering = [f for f in found if f.kind == "steering diverges"]
-    diverging = [f for f in found if f.kind != "steering diverges"]
-    if steering:
-        pairs = "; ".join(f"{f.model}: {f.what.split(' (')[0]}" for f in steering)
-        text = f"STEERING DIVERGES, extraction agrees ({pairs}) — a finding outside Section E"
-    elif diverging and (decision.primary is None or decision.primary.outcome in (3, 4)):
-        what = "; ".join(f"{f.model}: {f.what}" for f in diverging[:3])
-        text = f"NOT CLEAR TO PROCEED: {what}" + (" (and more)" if len(diverging) > 3 else "")
-        text += f" — Section E alone would read '{decision.verdict}'" if decision.primary else ""
-    elif decision.primary is not None:
-        text = f"{MEANING[decision.primary.outcome]} (Section E {decision.verdict})"
-    elif decision.missing:
-        text = (f"NO VERDICT: data missing ({'; '.join(decision.missing[:2])}"
-                f"{'; and more' if len(decision.missing) > 2 else ''})")
-    else:
-        text = f"No Section E rule triggered (verdict: {decision.verdict})"
-    if framing:
-        text = f"{framing}: {text}"
-    if caveats:
-        text = f"[{'; '.join(caveats)}] {text}"
-    return Headline(text, tuple(found), tuple(caveats), tuple(_blamed(found, tools)))
+    return caveats

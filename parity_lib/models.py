@@ -11,7 +11,7 @@ import json
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -36,6 +36,8 @@ class ModelSpec:
     note: str = ""
     multipliers: dict[str, float] = field(default_factory=dict)  # per steering scope, when known
     multiplier_known: bool = True  # False for a directory or hub id given without :MULT
+    packaged: str = ""  # a model a pip package ships (`real_models.PACKAGED`): its directory is made on first use
+    system_prompt: str | None = None  # None: the chat template's own; "": an empty system turn; else this text
 
     def multiplier_for(self, scope: str) -> float:
         return self.multipliers.get(scope, self.multiplier)
@@ -68,12 +70,21 @@ class LoadedModel:
     def templated(self) -> bool:
         return bool(getattr(self.tokenizer, "chat_template", None))
 
+    def encode(self, prompts: Sequence[str]) -> Any:
+        """The prompts as this model sees them (its chat template, the run's system prompt): one left-padded
+        `Batch` on the model's device."""
+        from .batching import encode
+        from .prompts import format_all
+
+        return encode(self.tokenizer, format_all(self.tokenizer, list(prompts), self.spec.system_prompt),
+                      templated=self.templated, device=self.device)
+
     def describe(self) -> dict[str, Any]:
         return {"name": self.spec.name, "source": self.spec.source, "kind": self.spec.kind,
                 "layer": self.spec.layer, "dtype": str(self.dtype).removeprefix("torch."),
                 "device": str(self.device), "attn_implementation": self.attn_implementation,
                 "architecture": type(self.model).__name__, "n_layers": self.n_layers,
-                "hidden_size": self.hidden_size,
+                "hidden_size": self.hidden_size, "system_prompt": self.spec.system_prompt,
                 "behaviour_meaningful": self.spec.kind == "pretrained"}
 
 
@@ -92,12 +103,22 @@ def _spec_with_defaults(name: str, path: Path, note: str) -> ModelSpec:
                      {k: float(v) for k, v in scoped.items()})
 
 
+def _packaged_spec(name: str) -> ModelSpec:
+    from .real_models import PACKAGED, directory
+
+    entry = PACKAGED[name]
+    scoped = dict(entry.multipliers)
+    return ModelSpec(name, str(directory(name)), entry.layer, scoped["target_to_final"], "pretrained", entry.note,
+                     scoped, packaged=name)
+
+
 def registry() -> dict[str, ModelSpec]:
     specs = [
         ModelSpec("qwen-7b", "Qwen/Qwen2.5-7B-Instruct", 16, 15.0, note="paper model (primary)"),
         ModelSpec("gemma-9b", "google/gemma-2-9b-it", 16, 25.0, note="paper model (non-Qwen control)"),
         _organism_spec("qwen2-organism", "trained here: Qwen2, 28 layers, learned refusal"),
         _organism_spec("gemma2-organism", "trained here: Gemma2, 42 layers, learned refusal"),
+        _packaged_spec("smollm2-135m"),
         ModelSpec("qwen-7b-shape", f"shape:{MODELS_DIR / 'qwen-7b-shape'}", 16, 15.0, "shape",
                   "Qwen2.5-7B shapes, seeded random weights: parity and speed only"),
         ModelSpec("gemma-9b-shape", f"shape:{MODELS_DIR / 'gemma-9b-shape'}", 16, 25.0, "shape",
@@ -112,9 +133,16 @@ DEFAULT_MODELS = ("qwen2-organism", "gemma2-organism")
 
 
 def parse_model(arg: str) -> ModelSpec:
-    """A registry name, or PATH_OR_ID[:LAYER[:MULTIPLIER]] (a Windows drive colon is not supported)."""
+    """A registry name, or [NAME=]PATH_OR_ID[:LAYER[:MULTIPLIER]] (a Windows drive colon is not supported)."""
+    given, sep, body = arg.partition("=")
+    if sep and given and all(c.isalnum() or c in "._-" for c in given):
+        return replace(_parse_model(body, arg), name=given)
+    return _parse_model(arg, arg)
+
+
+def _parse_model(body: str, arg: str) -> ModelSpec:
     known = registry()
-    head, *rest = arg.split(":")
+    head, *rest = body.split(":")
     if head == "random" and rest:  # random:qwen2[:LAYER[:MULT]]
         head, rest = f"random:{rest[0]}", rest[1:]
     if len(rest) > 2:
@@ -130,10 +158,12 @@ def parse_model(arg: str) -> ModelSpec:
     elif head.startswith("random:"):
         spec = ModelSpec(head.replace(":", "-"), head, 16, 4.0, "random")
     elif (Path(head) / "parity_defaults.json").is_file():  # a directory that says its layer and multiplier
-        spec = _spec_with_defaults(Path(head).resolve().name, Path(head), f"directory {head}")
+        spec = _spec_with_defaults(directory_name(Path(head)), Path(head), f"directory {head}")
         spec = replace(spec, source=head)
-    elif Path(head).exists() or _looks_like_hub_id(head):
-        spec = ModelSpec(Path(head).name or head, head, 16, 1.0, multiplier_known=False)
+    elif Path(head).exists():
+        spec = ModelSpec(directory_name(Path(head)), head, 16, 1.0, multiplier_known=False)
+    elif _looks_like_hub_id(head):
+        spec = ModelSpec(head.split("/")[-1], head, 16, 1.0, multiplier_known=False)
     elif head.startswith((".", "/", "~")) or "/" in head:
         raise ModelSpecError(f"--parity-model {arg!r}: directory {head} does not exist. Fix the path, or download "
                              f"the weights there on a machine with network: `{_download(head)}`")
@@ -145,6 +175,37 @@ def parse_model(arg: str) -> ModelSpec:
     if mult is not None:
         spec = replace(spec, multiplier=mult, multipliers={}, multiplier_known=True)
     return spec
+
+
+GENERIC_DIRS = {"hf", "model", "models", "checkpoint", "checkpoints", "weights", "final", "latest", "main", "out",
+                "output", "snapshot", "export", "merged", "converted", "."}
+
+
+def directory_name(path: Path) -> str:
+    """What a directory model is called in reports: the model's own name when the path is a hub-cache snapshot
+    (`models--Org--Name/snapshots/<hash>`) or a generic folder (`hf`, `model`, a commit hash), else the folder's
+    name. `NAME=DIR` names it explicitly."""
+    resolved = path.expanduser().resolve()
+    for part in reversed(resolved.parts):
+        if part.startswith("models--") and part.count("--") >= 2:
+            return part.split("--")[-1]
+    name = resolved.name
+    generic = name.lower() in GENERIC_DIRS or (len(name) >= 32 and all(c in "0123456789abcdef" for c in name))
+    if not generic:
+        return name
+    config = _read_config(resolved)
+    own = str(config.get("_name_or_path") or "").rstrip("/").split("/")[-1]
+    if own and own.lower() not in GENERIC_DIRS:
+        return own
+    arch = (config.get("architectures") or [config.get("model_type") or "model"])[0]
+    return f"{resolved.parent.name}-{arch}" if resolved.parent.name else str(arch)
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def _download(directory: str) -> str:

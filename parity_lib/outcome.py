@@ -286,6 +286,15 @@ def _next_step(primary: RuleResult | None, triggered: Sequence[RuleResult], rule
     return step
 
 
+def also_holds(primary: int, outcome: int, name: str) -> str:
+    """A second triggered outcome, said so that it cannot read as contradicting the first ("Stop" beside
+    "Proceed"): Outcome 3 under Outcome 4 is the gate's conditions holding while the stop decides."""
+    if primary == 4 and outcome == 3:
+        return ("Outcome 3's conditions hold too (every tool deterministic, one passes every check and steers "
+                "best), but Outcome 4's stop takes precedence: the tools agree, so there is no better tool to lock in")
+    return f"Also triggered: Outcome {outcome} ({name})"
+
+
 def decide(summaries: Mapping[str, ModelSummary], checklist: Checklist | None = None, *,
            expected_models: Sequence[str] | None = None,
            expected_tools: Sequence[str] | None = None) -> Decision:

@@ -2,9 +2,10 @@
 
 Installed, it is loaded into every pytest run of the environment, so it is inert until asked: no torch
 import, no model, no thread setting, no files — unless the project declares `parity_suite = true` in
-its pytest configuration (this repository does), a `--parity-*` option is given, or a test asks for one
-of the suite's fixtures (`suite`, `loaded_model`). Everything heavy is imported inside functions.
-Fixtures that compute and record live in `pytest_fixtures`; the run's data in `run_data`.
+its pytest configuration (this repository does), a `--parity-*` option is given, the run collects the
+protocol's own tests (`--pyargs parity_lib.suite` or the installed suite's path: progress, verdict and reports
+from any directory), or a test asks for one of the suite's fixtures (`suite`, `loaded_model`). Everything heavy
+is imported inside functions. Fixtures that compute and record live in `pytest_fixtures`; the run's data in `run_data`.
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--parity-prompts", default=None, metavar="PATH",
                 help="prompt set: JSON with harmful/harmless/eval lists, or a Python file with HARMFUL/HARMLESS/"
                      "EVAL lists (executed, since you named it) (default: the paper's prompts)")
+    g.addoption("--parity-system-prompt", default=None, metavar="TEXT|none",
+                help="system message for every model's chat template (recorded in provenance and the cache key); "
+                     "'none': an empty system turn instead of the template's default (default: the template's own)")
     g.addoption("--parity-seed", type=int, default=42,
                 help="seed for random weights and sampling (default: %(default)s)")
     g.addoption("--parity-results-dir", default="results", metavar="DIR",
@@ -102,6 +106,21 @@ def _options_given(config: pytest.Config) -> bool:
     return any(str(a).startswith("--parity-") for a in config.invocation_params.args)
 
 
+SUITE_DIR = Path(__file__).resolve().parent / "suite"
+
+
+def collects_suite(config: pytest.Config) -> bool:
+    """The run collects the protocol's tests (`--pyargs parity_lib.suite`, or a path at or inside the installed
+    suite): the suite is then active wherever it runs, with or without --parity-* options."""
+    for arg in (str(a).split("::")[0] for a in config.args):
+        if config.option.pyargs and (arg == "parity_lib" or arg.startswith("parity_lib.suite")):
+            return True
+        path = Path(arg).expanduser().resolve()
+        if path == SUITE_DIR or SUITE_DIR in path.parents or path == SUITE_DIR.parent:
+            return True
+    return False
+
+
 def is_active(config: pytest.Config) -> bool:
     return config.stash.get(ACTIVE_KEY, False)
 
@@ -141,7 +160,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", "xdist_group(name): keep tests on one xdist worker (xdist not active)")
     if config.option.help or config.option.version:
         return
-    if not (config.getini("parity_suite") or _options_given(config)):
+    if not (config.getini("parity_suite") or _options_given(config) or collects_suite(config)):
         return
     activate(config)
     _route_reports(config)
@@ -244,7 +263,8 @@ def _no_study(config: pytest.Config, run: ParityRun, interrupted: bool) -> None:
     from .report.session_report import no_study_lines
 
     lines = no_study_lines(Path(config.getoption("--parity-reports-dir")), run.checklist_file,
-                           {c.model for c in run.checks}, [m.name for m in run.suite.models], interrupted)
+                           {c.model for c in run.checks}, [m.name for m in run.suite.models], interrupted,
+                           run.failed_tests)
     config.stash[NO_STUDY_KEY] = lines
     from _pytest.junitxml import xml_key
 
@@ -278,6 +298,26 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     terminalreporter.section("parity: Phase 1 outcome")
     for line in terminal_lines(written):
         terminalreporter.write_line(line)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The verdict heads report.html, above pytest-html's Environment table (written by now)."""
+    htmlpath = getattr(config.option, "htmlpath", None)
+    if not htmlpath or hasattr(config, "workerinput"):
+        return
+    written = config.stash.get(WRITTEN_KEY, None)
+    lines = config.stash.get(NO_STUDY_KEY, None)
+    if written is None and not lines:
+        return
+    from .report.html import put_verdict_first
+
+    if written is not None:
+        head = written.report["headline"]
+        put_verdict_first(htmlpath, head["text"], [f"Section E verdict: {written.decision.verdict}",
+                                                   f"Next: {head['next_step']}"])
+    else:
+        first, *rest = lines.values()
+        put_verdict_first(htmlpath, first, rest[:1])
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -126,14 +126,23 @@ def _prompt_list(raw: Mapping[str, Any], key: str, source: str) -> list[str]:
     return list(value)
 
 
-def format_chat(tokenizer: Any, prompt: str) -> str:
-    """The prompt as the model sees it: through its chat template when it has one, else raw."""
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
-        )
-    return prompt
+def format_chat(tokenizer: Any, prompt: str, system: str | None = None) -> str:
+    """The prompt as the model sees it: through its chat template when it has one, else raw. `system`: None
+    keeps the template's own system turn (a default one, for templates that insert it); a string (also "") is
+    sent as the system message."""
+    if not getattr(tokenizer, "chat_template", None):
+        return prompt
+    turns = [{"role": "user", "content": prompt}]
+    if system is not None:
+        turns.insert(0, {"role": "system", "content": system})
+    try:
+        return tokenizer.apply_chat_template(turns, add_generation_prompt=True, tokenize=False)
+    except Exception as exc:  # jinja's TemplateError, raised by templates that refuse a system turn (Gemma-2)
+        if system is None:
+            raise
+        raise PromptFileError(f"--parity-system-prompt: this model's chat template does not take a system message "
+                              f"({exc}); drop the option for this model") from None
 
 
-def format_all(tokenizer: Any, prompts: Sequence[str]) -> list[str]:
-    return [format_chat(tokenizer, p) for p in prompts]
+def format_all(tokenizer: Any, prompts: Sequence[str], system: str | None = None) -> list[str]:
+    return [format_chat(tokenizer, p, system) for p in prompts]

@@ -37,7 +37,11 @@ def loaded_model(suite, model_name: str, pytestconfig: pytest.Config):
         run.announce(f"{model_name}: loading ({suite.dtype}, {suite.device})")
     started = time.perf_counter()
     lm = suite.model(model_name)
-    run.models[model_name] = lm.describe()
+    if model_name not in run.models:
+        from .model_facts import activation_scale, asked
+
+        run.models[model_name] = {**lm.describe(), "asked": asked(lm, suite.prompts),
+                                  "activations": activation_scale(lm, suite.prompts)}
     run.progress(f"{model_name}: loaded in {time.perf_counter() - started:.1f}s "
                  f"({lm.describe()['architecture']}, {lm.n_layers} layers, {suite.dtype}, {lm.device})",
                  once=f"loaded {model_name}")

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 RUN_KEY = pytest.StashKey["ParityRun"]()
 PROGRESS = "parity_progress"
+FAILED = "parity_failed"  # a failed preflight/study test: what the first line must name (see `failure_of`)
+PROTOCOL_MARKS = ("preflight", "study")
 WATCHED = ("transformers", "nnsight", "pyvene", "torch", "accelerate", "tokenizers")
 
 
@@ -42,6 +44,7 @@ class ParityRun:
     baselines: dict[str, Any] = field(default_factory=dict)
     notes: dict[str, Any] = field(default_factory=dict)  # model -> kind -> key -> measured value
     warnings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failed_tests: list[dict[str, Any]] = field(default_factory=list)  # controller: failed preflight/study tests
     config: pytest.Config | None = field(default=None, repr=False)
     gate_decided: dict[str, Any] = field(default_factory=dict, repr=False)  # this process's gate decisions
     _printed: set[str] = field(default_factory=set)
@@ -117,12 +120,17 @@ class ParityRun:
         if self._pending:
             report.user_properties = [*report.user_properties, *((PROGRESS, line) for line in self._pending)]
             self._pending.clear()
+        if report.failed:
+            failure = failure_of(item, call, report.when)
+            if failure is not None:
+                report.user_properties = [*report.user_properties, (FAILED, json.dumps(failure))]
         return report
 
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Lines the fixtures attached to a test's report (cycle finished, gate decided, model loaded)
         print on the controller as the report arrives, so they show under xdist too; quiet with -q."""
+        self.failed_tests += [json.loads(v) for k, v in report.user_properties if k == FAILED]
         lines = [str(v) for k, v in report.user_properties if k == PROGRESS and v not in self._printed]
         if not lines:
             return
@@ -183,12 +191,28 @@ class ParityRun:
                  "checklist_entries": checklist.get("entries", []),
                  "study_settings": self.suite.settings.__dict__, "models_loaded": self.models,
                  "warnings": sorted(self.warnings.values(), key=lambda w: -w["count"]),
+                 "failed_tests": self.failed_tests,
                  "run": {"interrupted": interrupted, "repeats": self.suite.settings.repeats,
                          "fresh": bool(config.getoption("--parity-fresh")),
                          "models_expected": [m.name for m in self.suite.models],
                          "models_with_cycles": sorted({c.model for c in self.cycles})}}
         return write_outcome(Path(config.getoption("--parity-reports-dir")), self.cycles, per_tool,
                              self.suite.tools, self.suite.provenance(), total_s, extra)
+
+
+def failure_of(item: pytest.Item, call: Any, when: str) -> dict[str, Any] | None:
+    """A failed or errored test of the protocol (preflight or study), as the first line names it: the test's
+    claim with its parameters, the model and tools it was about, and the first line of its message (the number
+    against its bar, as the tests word their assertions). Other tests (the self-tests) are not the protocol's."""
+    if not any(item.get_closest_marker(m) for m in PROTOCOL_MARKS):
+        return None
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    tools = params.get("tool_pair") or ((params["tool_name"],) if "tool_name" in params else ())
+    excinfo = getattr(call, "excinfo", None)
+    text = str(excinfo.value) if excinfo is not None else ""
+    message = next((ln.strip() for ln in text.splitlines() if ln.strip()), excinfo.typename if excinfo else "")
+    return {"test": item.name, "when": when, "model": params.get("model_name"), "tools": list(tools),
+            "message": message[:300]}
 
 
 def run_of(config: pytest.Config) -> ParityRun:
@@ -224,7 +248,8 @@ def build_suite(config: pytest.Config) -> Suite:
     opt = config.getoption
     try:
         tools = parse_tools(opt("--parity-tools"))
-        specs = tuple(parse_model(m) for m in (opt("--parity-model") or catalog.DEFAULT_MODELS))
+        specs = tuple(_ready(parse_model(m), opt("--parity-system-prompt"))
+                      for m in (opt("--parity-model") or catalog.DEFAULT_MODELS))
         prompts = load_prompts(opt("--parity-prompts"), allow_python=True)
         settings = StudySettings(opt("--parity-repeats"), opt("--parity-scope"), opt("--parity-steer-with"),
                                  opt("--parity-max-new-tokens"), opt("--parity-gen-batch-size"),
@@ -259,6 +284,19 @@ def build_suite(config: pytest.Config) -> Suite:
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     return suite
+
+
+def _ready(spec: Any, system_prompt: str | None) -> Any:
+    """A packaged real model's directory made on first use (said on stderr); the system prompt asked for."""
+    from dataclasses import replace
+
+    if spec.packaged:
+        from .real_models import ensure
+
+        ensure(spec.packaged)
+    if system_prompt is not None:
+        spec = replace(spec, system_prompt="" if system_prompt.strip().lower() == "none" else system_prompt)
+    return spec
 
 
 def check_device(device: str) -> None:

@@ -325,6 +325,20 @@ class MlpOutputOnGemma(MlpOutput):
         return lm.layers[layer]
 
 
+class NeighbourLayerInStudy(_HookBase):
+    """Right wherever the preflight and the gate look, wrong in the study: when the study extracts its direction
+    it returns layer L+1's output. Its directions are close to the right ones (cosine 0.98-0.998 on the
+    organisms), inside the protocol's grey zone: what only the suite's own checks and the first line can catch."""
+
+    name = "planted-neighbour-in-study"
+
+    def target(self, lm, layer):
+        import inspect
+
+        in_study = any(frame.function == "extract_direction" for frame in inspect.stack(context=0))
+        return lm.layers[min(layer + 1, lm.n_layers - 1)] if in_study else lm.layers[layer]
+
+
 # Planted compiled steerers: the class of bug a compiled path adds, steering frozen into what was captured.
 
 class StaleVectorCompiled(CompiledHooksSteerer):

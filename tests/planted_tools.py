@@ -5,12 +5,14 @@ import os
 
 from parity_lib.extractors import HooksExtractor
 from parity_lib.tools import ToolPlugin, register
-from tests.planted import MlpOutput, MlpOutputOnGemma, SteersSomeRows
+from tests.planted import MlpOutput, MlpOutputOnGemma, NeighbourLayerInStudy, SteersSomeRows
 
 register(ToolPlugin("planted-mlp", MlpOutput, None, "planted: the MLP output"),
          ToolPlugin("planted-mlp-gemma-only", MlpOutputOnGemma, None, "planted: the MLP output on Gemma2"),
          # extracts correctly (the hooks extractor), steers only the even rows: the paper's case, same direction
-         ToolPlugin("planted-some-rows", HooksExtractor, SteersSomeRows, "planted: steers the even rows"))
+         ToolPlugin("planted-some-rows", HooksExtractor, SteersSomeRows, "planted: steers the even rows"),
+         ToolPlugin("planted-neighbour-in-study", NeighbourLayerInStudy, None,
+                    "planted: right in preflight and the gate, layer L+1 in the study"))
 
 _INTERRUPT_AFTER = int(os.environ.get("PARITY_TEST_INTERRUPT_AFTER_CYCLES", "0"))
 _cycles_done = [0]

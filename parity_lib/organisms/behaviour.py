@@ -16,13 +16,12 @@ from typing import Sequence
 
 import torch
 
-from parity_lib.batching import encode
 from parity_lib.classify import Label
 from parity_lib.cycle import generate_tokens, label
 from parity_lib.directions import Direction, diff_of_means
 from parity_lib.extractors import HooksExtractor
 from parity_lib.models import LoadedModel
-from parity_lib.prompts import PromptSet, format_all
+from parity_lib.prompts import PromptSet
 from parity_lib.steering import SCOPES, SteeringSpec
 
 MAX_NEW_TOKENS = 256
@@ -49,8 +48,7 @@ class Rates:
 
 def paper_direction(lm: LoadedModel, paper: PromptSet, layer: int) -> Direction:
     """The paper's direction from its 5+5 contrastive prompts, as the study's hooks cycle extracts it."""
-    texts = format_all(lm.tokenizer, [*paper.harmful, *paper.harmless])
-    acts = HooksExtractor().extract(lm, encode(lm.tokenizer, texts, templated=lm.templated, device=lm.device), layer)
+    acts = HooksExtractor().extract(lm, lm.encode([*paper.harmful, *paper.harmless]), layer)
     n = len(paper.harmful)
     return diff_of_means(acts.last[:n], acts.last[n:], layer)
 

@@ -21,6 +21,8 @@ PROTOCOL_BUDGET: dict[str, Any] = {
     "source": "PROTOCOL Section F",
     "per_cycle_s": {"qwen": 15 * 60.0, "gemma": 20 * 60.0},
     "total_s": 9.75 * 3600.0,
+    "arithmetic": "Qwen 5 repeats × 3 tools = 15 cycles × 15 min = 225 min, Gemma 15 cycles × 20 min = 300 min, "
+                  "pre-flight 2 models × 30 min = 60 min: 585 min = 9.75 GPU-hours",
 }
 
 

@@ -10,7 +10,10 @@ import json
 from typing import Any, Mapping, Sequence
 
 from parity_lib.metrics import LABELS
+from parity_lib.outcome import also_holds
 from parity_lib.tools.plugin import REFERENCE_STEERER
+
+from .asked import asked_section
 
 Report = Mapping[str, Any]
 Plots = Mapping[str, Mapping[str, str]]  # model -> caption -> image src (path or data URI)
@@ -56,7 +59,7 @@ def _header(report: Report) -> str:
     head = report.get("headline") or {"text": decision["verdict"], "findings": []}
     lines = [f"# {head['text']}", "", f"**Section E verdict: {decision['verdict']}**"]
     for f in head["findings"]:
-        lines.append(f"- **{f['kind']}** on {f['model']}: {f['what']}")
+        lines.append(f"- **{f['kind']}**" + (f" on {f['model']}" if f["model"] else "") + f": {f['what']}")
     return "\n".join(lines) + f"\n\nPhase 1 tooling parity. {_INTRO}"
 
 
@@ -84,7 +87,7 @@ def _outcome(report: Report) -> str:
         lines.append(f"**Outcome {primary['outcome']}: {primary['name']}.** Because:")
         lines += [f"- {r}" for r in primary["reasons"]]
     others = [r for r in decision["triggered"] if primary and r["outcome"] != primary["outcome"]]
-    lines += [f"\nAlso triggered: Outcome {r['outcome']} ({r['name']})." for r in others]
+    lines += [f"\n{also_holds(primary['outcome'], r['outcome'], r['name'])}." for r in others]
     rows = [(f"{r['outcome']}: {r['name']}", "yes" if r["triggered"] else "no", r["reasons"][-1])
             for r in decision["all"]]
     lines += ["", "Every rule, with its deciding reason:", "",
@@ -200,7 +203,12 @@ def _errors(report: Report) -> str:
 
 
 def _minutes(seconds: float | None) -> str:
-    return NONE if seconds is None else f"{seconds / 60:.1f} min"
+    """Seconds where they are seconds (a cycle of the organisms takes 0.3 s, not "0.0 min"), minutes beyond."""
+    if seconds is None:
+        return NONE
+    if seconds < 120:
+        return f"{seconds:.2g} s" if seconds < 10 else f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min"
 
 
 def _timing(report: Report) -> str:
@@ -215,7 +223,8 @@ def _timing(report: Report) -> str:
              f"weights, tool code, versions, settings); whole pytest session {_minutes(t['total_s'])} (preflight, "
              f"loading and every other test included).",
              f"- Budget ({budget.get('source', 'given')}, {budget.get('device', '?')}): "
-             f"{_minutes(budget.get('total_s'))} in all: {verdict}"
+             f"{_minutes(budget.get('total_s'))} in all"
+             + (f" ({budget['arithmetic']})" if budget.get("arithmetic") else "") + f": {verdict}"
              + (f" ({t['budget_fraction'] * 100:.1f}% used)." if t["budget_fraction"] is not None else ".")]
     lines += [f"- {m}: mean cycle {_minutes(v['mean_cycle_s'])} vs budget {_minutes(v['budget_cycle_s'])}"
               for m, v in t["per_model"].items()]
@@ -282,7 +291,7 @@ def render_markdown(report: Report, plots: Plots | None = None) -> str:
     plots = plots or {}
     baselines = report.get("baselines", {})
     models = [_model(m, s, plots.get(m, {}), baselines.get(m)) for m, s in report["models"].items()]
-    sections = [_header(report), _tested(report), _tools(report), _outcome(report), _rules(report), _next(report),
-                "## Per model", *models, _checklist(report), _determinism(report), _errors(report),
-                _notes(report), _timing(report), _warnings(report), _provenance(report)]
-    return "\n\n".join(sections) + "\n"
+    sections = [_header(report), _tested(report), asked_section(report), _tools(report), _outcome(report),
+                _rules(report), _next(report), "## Per model", *models, _checklist(report), _determinism(report),
+                _errors(report), _notes(report), _timing(report), _warnings(report), _provenance(report)]
+    return "\n\n".join(s for s in sections if s) + "\n"

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ..headline import headline, next_step
+from ..findings import DISAGREE, DIVERGING, STEERING
+from ..headline import failed_tests_line, headline, next_step
 from ..metrics import summarize_model
-from ..outcome import Decision, decide
+from ..outcome import Decision, also_holds, decide
 from ..results import CycleFact, error_path, read_json, write_text_atomic
 from .json_report import build_report, dumps_report
 from .markdown import render_markdown
@@ -33,11 +34,12 @@ class Written:
 
     @property
     def regressed(self) -> bool:
-        """Exit status policy: a divergence verdict (Outcome 1 or 2), any diverging pair or steering
-        divergence, or a failed cycle fails the run."""
+        """Exit status policy: a divergence verdict (Outcome 1 or 2), any diverging or disagreeing pair or
+        steering divergence, or a failed cycle fails the run. A setting where steering does nothing or too much
+        is named in the first line but fails nothing: it is about the layer and multiplier, not the tools."""
         primary = self.decision.primary
         errors = any(t["n_error"] for m in self.report["models"].values() for t in m["tools"].values())
-        diverged = any(f["kind"] != "check failed" for f in self.report["headline"]["findings"])
+        diverged = any(f["kind"] in (STEERING, DIVERGING, DISAGREE) for f in self.report["headline"]["findings"])
         return (primary is not None and primary.outcome in (1, 2)) or errors or diverged
 
     @property
@@ -148,7 +150,8 @@ def write_outcome(reports_dir: Path, cycles: Sequence[CycleFact],
                        for m, rs in records.items()}
     head = headline(decision, report["models"], extra.get("checklist_entries", []), run,
                     extra.get("models_loaded", {}), extra.get("gate", {}), tools,
-                    [str(extra.get("study_settings", {}).get("steer_with", "hooks"))])
+                    [str(extra.get("study_settings", {}).get("steer_with", "hooks"))],
+                    baselines=extra.get("baselines", {}), failed_tests=extra.get("failed_tests", []))
     report["headline"] = {**head.to_dict(), "next_step": next_step(head, decision, run),
                           "section_e_verdict": decision.verdict}
     reports_dir.mkdir(parents=True, exist_ok=True)
@@ -229,7 +232,7 @@ def terminal_lines(written: Written) -> list[str]:
     if d.primary:
         lines += [f"  why: {r}" for r in d.primary.reasons[-2:]]
     for other in d.triggered[1:]:
-        lines.append(f"  also triggered: Outcome {other.outcome} ({other.name})")
+        lines.append(f"  {also_holds(d.triggered[0].outcome, other.outcome, other.name)}")
     if d.missing:
         lines.append(f"  missing data: {'; '.join(d.missing[:3])}")
     lines.append(f"  next: {head['next_step']}")
@@ -241,13 +244,14 @@ def terminal_lines(written: Written) -> list[str]:
 
 
 def no_study_lines(reports_dir: Path, checklist: Mapping[str, Any], checked: set[str], models: Sequence[str],
-                   interrupted: bool) -> dict[str, str]:
+                   interrupted: bool, failed_tests: Sequence[Mapping[str, Any]] = ()) -> dict[str, str]:
     """What a run without study cycles (`-m preflight`) reports, so its junit.xml and report.html never read as
     a verdict and never contradict the outcome on file: whether it was interrupted, the checklist of each
     configured model (this run's checks, or the file's from an earlier run, said as such) and the study outcome
     on file, with a newer partial one beside it."""
     what = "Section D checklist only" if checked else "nothing checked"
-    lines = {"verdict": ("[INTERRUPTED] " if interrupted else "")
+    failed = f"{failed_tests_line(failed_tests)}. " if failed_tests else ""
+    lines = {"verdict": ("[INTERRUPTED] " if interrupted else "") + failed
              + f"No study ran in this run: no Phase 1 verdict from it ({what})."}
     if interrupted:
         lines["interrupted"] = "Interrupted before it finished: the checklist below covers only the checks that ran."

@@ -2,7 +2,7 @@
 Section D checklist concluded, the refusal direction, and the labels and first tokens under steering.
 
 A dependency upgrade that silently changes what is extracted or steered fails here with the field
-and the size of the change. Record or refresh with `--snapshot-update` (see the README).
+and the size of the change. Record or refresh with `--snapshot-update` (see docs/regression-gate.md).
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def _transformers_major() -> int:
 # strict: the day it matches again, this xfail fails and must be removed.
 NNSIGHT_GENERATE_ON_4X = pytest.mark.xfail(
     condition="_transformers_major() < 5", strict=True,
-    reason="nnsight 0.8 generation under transformers 4.x differs from model.generate (see the README's matrix)")
+    reason="nnsight 0.8 generation under transformers 4.x differs from model.generate (see docs/regression-gate.md)")
 
 
 def test_steered_labels_and_first_tokens_match_golden(golden, request, tool_name):

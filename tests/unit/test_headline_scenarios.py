@@ -175,3 +175,62 @@ def test_a_changed_dependency_version_changes_the_cache_key(monkeypatch):
     monkeypatch.undo()
     more = StudySettings(repeats=settings.repeats + 3)
     assert config_key(lm, "nnsight", prompts, more, "code") == before, "more repeats must reuse the first ones"
+
+
+def _report(where: Path) -> dict:
+    return json.loads((where / "reports" / "phase1_outcome.json").read_text())
+
+
+def _no_section_e_action(line: str) -> None:
+    for word in ("Proceed", "Stop", "tools agree", "steers best", "validated"):
+        assert word not in line, f"{word!r} in the first line: {line}"
+
+
+def test_a_tool_that_passes_the_gate_then_extracts_another_layer_is_named(tmp_path):
+    """Right in preflight and the gate, layer L+1 in the study: cosines inside the protocol's grey zone on Qwen2,
+    study tests failing. The first line names the disagreement and the failed tests, never a Section E action, and
+    the tool is never validated; the junit property and the HTML summary carry the same line."""
+    done = study(tmp_path, "--parity-tools", "hooks,nnsight,planted-neighbour-in-study",
+                 "--parity-model", "qwen2-organism", marker="preflight or study")
+    assert done.returncode != 0, done.stdout[-3000:]
+    report = _report(tmp_path)
+    line = report["headline"]["text"]
+    assert "TOOLS DISAGREE (below the protocol's divergence bar): qwen2-organism:" in line, line
+    assert "PROTOCOL TESTS FAILED: test_directions_agree_across_tools[qwen2-organism-" in line, line
+    assert "≤ 0.99" in line, line  # the number against its bar, from the test's own message
+    _no_section_e_action(line)
+    assert "planted-neighbour-in-study" in report["headline"]["blocked_tools"], report["headline"]
+    assert report["headline"]["next_step"].startswith(tuple(f"{n} protocol test(s) failed" for n in range(1, 40)))
+    assert report["decision"]["verdict"] in (report["headline"]["section_e_verdict"],)
+    md = (tmp_path / "reports" / "phase1_outcome.md").read_text().splitlines()
+    assert md[0] == f"# {line}" and md[2].startswith("**Section E verdict:"), md[:3]
+    junit = (tmp_path / "reports" / "junit.xml").read_text()
+    assert _escaped_xml(line) in junit
+    assert _escaped(line) in (tmp_path / "reports" / "report.html").read_text()
+
+
+def _escaped_xml(text: str) -> str:
+    from xml.sax.saxutils import quoteattr
+
+    return quoteattr(text)[1:-1]
+
+
+def test_steering_with_no_effect_is_named_not_steers_best(tmp_path):
+    """A multiplier too small to move anything: every tool at the unsteered baseline. Nothing is "best"."""
+    done = study(tmp_path, "--parity-multiplier", "0.001", "-k", "test_cycle_completes")
+    report = _report(tmp_path)
+    line = report["headline"]["text"]
+    assert line.startswith("ON TEST MODELS"), line
+    assert "STEERING HAS NO EFFECT on gemma2-organism at layer 16 ×0.001:" in line, line
+    assert "unsteered baseline" in line and "no tool's interval lies above the baseline's" in line, line
+    _no_section_e_action(line)
+    assert "other layers and multipliers" in report["headline"]["next_step"], report["headline"]["next_step"]
+    assert done.returncode == 0, "a setting that steers nothing is named, it is not a tool regression"
+
+
+def test_over_steering_is_named(tmp_path):
+    """A multiplier so large that every tool garbles most outputs."""
+    study(tmp_path, "--parity-multiplier", "400", "-k", "test_cycle_completes")
+    line = _report(tmp_path)["headline"]["text"]
+    assert "OVER-STEERED on gemma2-organism at layer 16 ×400: every tool garbles most outputs" in line, line
+    _no_section_e_action(line)

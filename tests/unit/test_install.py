@@ -45,3 +45,42 @@ def test_non_editable_install_runs_preflight_from_another_directory(tmp_path):
     assert checklist["summary"]["qwen2-organism"]["passed"] is True
     assert (elsewhere / "reports" / "report.html").is_file()
     assert sys.prefix != str(env_dir)
+
+
+def _fresh_venv_with_wheel(tmp_path: Path) -> Path:
+    """A fresh venv holding the suite as a built wheel (and this environment's heavy dependencies by path)."""
+    wheels = tmp_path / "wheels"
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(REPO)],
+                           capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-3000:]
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True).create(env_dir)
+    python = env_dir / "bin" / "python"
+    site = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    (site / "outer_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    wheel = next(wheels.glob("parity_suite-*.whl"))
+    install = subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", str(wheel)],
+                             capture_output=True, text=True, timeout=600)
+    assert install.returncode == 0, install.stdout[-2000:] + install.stderr[-3000:]
+    return python
+
+
+def test_the_installed_suite_gives_a_verdict_from_an_empty_directory_without_options(tmp_path):
+    """What a tool maintainer's CI runs: the wheel, an empty directory, no --parity-* option. Progress, the
+    verdict and every report, in one process and under -n 2 (where the workers and the controller must all
+    see the suite active)."""
+    python = _fresh_venv_with_wheel(tmp_path)
+    for label, extra in (("one-process", []), ("two-workers", ["-n", "2", "--dist", "loadgroup"])):
+        where = tmp_path / label
+        where.mkdir()
+        done = subprocess.run([python, "-m", "pytest", "--pyargs", "parity_lib.suite", "-m", "preflight or study",
+                               "-p", "no:cacheprovider", *extra],
+                              cwd=where, capture_output=True, text=True, timeout=1200)
+        assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+        assert "parity: qwen2-organism/hooks/r1:" in done.stdout, done.stdout[-3000:]
+        assert "Phase 1: ON TEST MODELS" in done.stdout, done.stdout[-3000:]
+        names = {p.name for p in (where / "reports").iterdir()}
+        assert {"phase1_outcome.md", "phase1_outcome.json", "junit.xml", "report.html"} <= names, names
+        assert "parity_verdict" in (where / "reports" / "junit.xml").read_text()
+        assert (where / "results" / "phase1_parity_checklist.json").is_file()

@@ -7,9 +7,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from parity_lib.batching import encode
 from parity_lib.cycle import extract_direction
-from parity_lib.prompts import format_all
 from parity_lib.steering import SteeringSpec, get_steerer, steering_tool
 from parity_lib.steering.firing import record_firing, record_packed_firing
 
@@ -58,7 +56,7 @@ def test_steering_fires_on_every_step_row_position_and_layer_of_the_spec(loaded_
         source = f"the study's r{recorded['repeat']} call ({', '.join(recorded['blocks'])})"
     else:
         prompts = list(suite.prompts.eval[: settings.n_eval or None])
-        batch = encode(lm.tokenizer, format_all(lm.tokenizer, prompts), templated=lm.templated, device=lm.device)
+        batch = lm.encode(prompts)
         if packed:
             specs = packed_specs(spec, len(suite.tools))
             with record_packed_firing(lm, specs, len(batch)) as log:
@@ -87,12 +85,10 @@ def test_batched_generation_matches_one_by_one(loaded_model, suite, spec, record
     lm, steerer = loaded_model, get_steerer("hooks")
     prompts = suite.prompts.eval[: min(suite.settings.n_eval or BATCH_PROMPTS, BATCH_PROMPTS)]
     tokens = min(suite.settings.max_new_tokens, BATCH_TOKENS)
-    texts = format_all(lm.tokenizer, prompts)
-    batched = steerer.generate(lm, encode(lm.tokenizer, texts, templated=lm.templated, device=lm.device), spec, tokens)
+    batched = steerer.generate(lm, lm.encode(prompts), spec, tokens)
     where, firsts = [], []
-    for i, text in enumerate(texts):
-        alone = steerer.generate(lm, encode(lm.tokenizer, [text], templated=lm.templated, device=lm.device),
-                                 spec, tokens)[0].tolist()
+    for i, prompt in enumerate(prompts):
+        alone = steerer.generate(lm, lm.encode([prompt]), spec, tokens)[0].tolist()
         row = batched[i].tolist()[: len(alone)]
         if row != alone:
             k = next((j for j, (x, y) in enumerate(zip(row, alone)) if x != y), min(len(row), len(alone)))
@@ -100,7 +96,7 @@ def test_batched_generation_matches_one_by_one(loaded_model, suite, spec, record
             where.append(f"prompt {i} ({prompts[i]!r}) first differs at token {k}")
     exact = lm.dtype.is_floating_point and lm.dtype.itemsize >= 4
     record_note("batched vs one-by-one", "hooks", {"mode": "exact" if exact else "measured (half precision)",
-                                                   "prompts": len(texts), "differ": len(firsts),
+                                                   "prompts": len(prompts), "differ": len(firsts),
                                                    "first_differing_token_min": min(firsts, default=None)})
     if exact:
         assert not where, "batched ≠ one-by-one: " + "; ".join(where)
@@ -116,7 +112,7 @@ def test_reference_generation_path_is_proven(loaded_model, suite, spec, record_n
     lm, mode = loaded_model, suite.settings.generation
     prompts = list(suite.prompts.eval[: suite.settings.n_eval or None])
     size = suite.settings.gen_batch_size or len(prompts)
-    batch = encode(lm.tokenizer, format_all(lm.tokenizer, prompts[:size]), templated=lm.templated, device=lm.device)
+    batch = lm.encode(prompts[:size])
     _, how = reference_generation(lm, batch, spec, suite.settings.max_new_tokens, mode)
     record_note("generation", "hooks", {k: v for k, v in how.items() if not isinstance(v, dict)})
     if not how["tried"]:
