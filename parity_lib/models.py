@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from .errors import LayerOutOfRangeError, ModelSpecError, ModelStateError, UnsupportedModelError, WeightsNotFoundError
+from .hints import download_hint
 from .prompts import FIXTURES
-from .validate import download_hint
 
 MODELS_DIR = FIXTURES / "models"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -119,6 +119,7 @@ def registry() -> dict[str, ModelSpec]:
         _organism_spec("qwen2-organism", "trained here: Qwen2, 28 layers, learned refusal"),
         _organism_spec("gemma2-organism", "trained here: Gemma2, 42 layers, learned refusal"),
         _packaged_spec("smollm2-135m"),
+        _packaged_spec("gemma3-270m"),
         ModelSpec("qwen-7b-shape", f"shape:{MODELS_DIR / 'qwen-7b-shape'}", 16, 15.0, "shape",
                   "Qwen2.5-7B shapes, seeded random weights: parity and speed only"),
         ModelSpec("gemma-9b-shape", f"shape:{MODELS_DIR / 'gemma-9b-shape'}", 16, 25.0, "shape",

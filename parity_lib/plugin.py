@@ -10,7 +10,6 @@ is imported inside functions. Fixtures that compute and record live in `pytest_f
 
 from __future__ import annotations
 
-import os
 import time
 from itertools import combinations
 from pathlib import Path
@@ -19,17 +18,18 @@ from typing import Any
 import pytest
 
 from . import catalog
-from .run_data import RUN_KEY, ParityRun, suite_of
+from .activation import STARTED_KEY, activate, is_active
+from .run_data import RUN_KEY, ParityRun, finish_sweep, suite_of
 
 pytest_plugins = ["parity_lib.pytest_fixtures"]  # the fixtures (lightweight to import: heavy work is lazy)
-ACTIVE_KEY = pytest.StashKey[bool]()
-STARTED_KEY = pytest.StashKey[float]()
 WRITTEN_KEY = pytest.StashKey[Any]()
 NO_STUDY_KEY = pytest.StashKey[dict]()  # a run without cycles: what its reports say instead of a verdict
-SUITE_PARAMS = ("model_name", "tool_name", "repeat", "tool_pair")
+SWEEP_KEY = pytest.StashKey[dict]()  # the sweep report written by this run
+SUITE_PARAMS = ("model_name", "tool_name", "repeat", "tool_pair", "sweep_layer")
 MARKERS = {
     "preflight": "protocol Section D tensor-site parity checklist (run before any study)",
     "study": "protocol Sections B/C extraction + steering cycles over (model, tool, repeat)",
+    "sweep": "layers × multipliers per tool: dose-response, working window, steering scale, recommended defaults",
     "golden": "compare checklist outcome, direction summary and steered labels/tokens with golden/ (syrupy)",
     "rebuild": "opt-in: rebuild the shipped organisms from their seeds and compare behaviour (~20 min); "
                "runs only when the -m expression names it",
@@ -91,6 +91,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--parity-attention", default=None, choices=["eager", "sdpa"],
                 help="attention implementation for every model that has it (default: the model's own; Gemma2 "
                      "always eager)")
+    g.addoption("--parity-layers", default="", metavar="LIST|all|FRACTIONS",
+                help="sweep (-m sweep): layers to visit: 4,8,12, all, or depth fractions 0.25,0.5,0.75; the model's "
+                     "own layer is always added (default: depths 1/8 … 7/8)")
+    g.addoption("--parity-multipliers", default="", metavar="M1,M2,...",
+                help="sweep: multipliers at every layer (default: 1/32, 1/16, 1/8, 1/4, 1/2 and 1 × the median "
+                     "norm of the layer's output, plus the model's own multiplier)")
+    g.addoption("--parity-sweep-repeats", type=int, default=1,
+                help="sweep: directions extracted per (model, layer, tool) (default: %(default)s)")
+    g.addoption("--parity-write-defaults", action="store_true",
+                help="sweep: write the recommended layer and multiplier as parity_defaults.json into each "
+                     "directory model (not the shipped organisms)")
     g.addoption("--parity-allow-network", action="store_true", help="let from_pretrained download weights")
     g.addoption("--parity-trust-remote-code", action="store_true", help="run model code from the checkpoint")
 
@@ -119,37 +130,6 @@ def collects_suite(config: pytest.Config) -> bool:
         if path == SUITE_DIR or SUITE_DIR in path.parents or path == SUITE_DIR.parent:
             return True
     return False
-
-
-def is_active(config: pytest.Config) -> bool:
-    return config.stash.get(ACTIVE_KEY, False)
-
-
-def activate(config: pytest.Config) -> None:
-    """Build the run's data (models are loaded later, once per process, when a test needs them)."""
-    if is_active(config):
-        return
-    config.stash[ACTIVE_KEY] = True
-    config.stash[STARTED_KEY] = time.perf_counter()
-    if config.getoption("--parity-deterministic"):
-        from .determinism import enable_determinism
-
-        enable_determinism(config.getoption("--parity-seed"))
-    config.stash[RUN_KEY] = ParityRun.from_config(config)
-    config.pluginmanager.register(config.stash[RUN_KEY], "parity-run")
-    _share_cores(config)
-
-
-def _share_cores(config: pytest.Config) -> None:
-    """xdist workers share the CPU: each gets cores // workers threads (PARITY_KEEP_THREADS=1 keeps torch's
-    own choice). A single process keeps torch's default."""
-    workerinput = getattr(config, "workerinput", None)
-    if workerinput is None or os.environ.get("PARITY_KEEP_THREADS"):
-        return
-    import torch
-
-    share = max(1, (os.cpu_count() or 1) // max(1, int(workerinput.get("workercount", 1))))
-    torch.set_num_threads(min(torch.get_num_threads(), share))
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -215,6 +195,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "repeat" in wanted:
         k = s.settings.repeats
         metafunc.parametrize("repeat", range(1, k + 1), ids=[f"r{i}" for i in range(1, k + 1)])
+    if "sweep_layer" in wanted:  # one unit of work per (model, layer): ids start with the model, then L<layer>
+        points = [(m.name, layer) for m in s.models for layer in s.sweep_layers(m.name)]
+        metafunc.parametrize("sweep_layer", points, ids=[f"{m}-L{layer}" for m, layer in points], scope="session")
     if "tool_pair" in wanted:
         pairs = list(combinations(s.tools, 2))
         metafunc.parametrize("tool_pair", pairs, ids=[f"{a}~{b}" for a, b in pairs])
@@ -247,6 +230,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     interrupted = session.shouldstop or session.exitstatus == pytest.ExitCode.INTERRUPTED
     written = run.finish(config, time.perf_counter() - config.stash[STARTED_KEY], interrupted=bool(interrupted))
+    swept = finish_sweep(run, config)
+    if swept is not None:
+        config.stash[SWEEP_KEY] = swept
+        _sweep_properties(config, swept)
     if written is None:
         _no_study(config, run, bool(interrupted))
         return
@@ -254,6 +241,19 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     _junit_properties(config, written)
     if written.regressed and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _sweep_properties(config: pytest.Config, swept: dict[str, Any]) -> None:
+    from _pytest.junitxml import xml_key
+
+    xml = config.stash.get(xml_key, None)
+    if xml is None:
+        return
+    xml.add_global_property("parity_sweep_verdict", swept["headline"])
+    for model, concl in swept["models"].items():
+        rec = concl["recommendation"]
+        xml.add_global_property(f"parity_sweep_{model}_layer", str(rec["layer"]))
+        xml.add_global_property(f"parity_sweep_{model}_multiplier", str(rec["multiplier"]))
 
 
 def _no_study(config: pytest.Config, run: ParityRun, interrupted: bool) -> None:
@@ -264,7 +264,7 @@ def _no_study(config: pytest.Config, run: ParityRun, interrupted: bool) -> None:
 
     lines = no_study_lines(Path(config.getoption("--parity-reports-dir")), run.checklist_file,
                            {c.model for c in run.checks}, [m.name for m in run.suite.models], interrupted,
-                           run.failed_tests)
+                           [t for t in run.failed_tests if not t.get("sweep")])
     config.stash[NO_STUDY_KEY] = lines
     from _pytest.junitxml import xml_key
 
@@ -285,6 +285,13 @@ def _junit_properties(config: pytest.Config, written: Any) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    swept = config.stash.get(SWEEP_KEY, None)
+    if swept is not None:
+        terminalreporter.section("parity: sweep")
+        terminalreporter.write_line(f"Sweep: {swept['headline']}")
+        for model, where in swept.get("defaults", {}).items():
+            terminalreporter.write_line(f"  defaults for {model}: {where}")
+        terminalreporter.write_line(f"  report: {swept['paths'][-1]}")
     written = config.stash.get(WRITTEN_KEY, None)
     if written is None:
         lines = config.stash.get(NO_STUDY_KEY, None)

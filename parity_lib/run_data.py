@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 RUN_KEY = pytest.StashKey["ParityRun"]()
 PROGRESS = "parity_progress"
 FAILED = "parity_failed"  # a failed preflight/study test: what the first line must name (see `failure_of`)
-PROTOCOL_MARKS = ("preflight", "study")
+PROTOCOL_MARKS = ("preflight", "study", "sweep")  # a sweep's failures head the sweep report, not the study's
 WATCHED = ("transformers", "nnsight", "pyvene", "torch", "accelerate", "tokenizers")
 
 
@@ -45,6 +45,7 @@ class ParityRun:
     notes: dict[str, Any] = field(default_factory=dict)  # model -> kind -> key -> measured value
     warnings: dict[str, dict[str, Any]] = field(default_factory=dict)
     failed_tests: list[dict[str, Any]] = field(default_factory=list)  # controller: failed preflight/study tests
+    sweeps: dict[str, Any] = field(default_factory=dict)  # "model@layer" -> sweep_summary.summarize_layer
     config: pytest.Config | None = field(default=None, repr=False)
     gate_decided: dict[str, Any] = field(default_factory=dict, repr=False)  # this process's gate decisions
     _printed: set[str] = field(default_factory=set)
@@ -66,7 +67,7 @@ class ParityRun:
     def to_json(self) -> str:
         return json.dumps({"checks": [asdict(c) for c in self.checks], "models": self.models,
                            "cycles": [asdict(c) for c in self.cycles], "gate": self.gate, "baselines": self.baselines,
-                           "notes": self.notes, "warnings": self.warnings}, default=str)
+                           "notes": self.notes, "warnings": self.warnings, "sweeps": self.sweeps}, default=str)
 
     def merge(self, raw: str) -> None:
         theirs = json.loads(raw)
@@ -75,6 +76,7 @@ class ParityRun:
         self.cycles.extend(CycleFact(**c) for c in theirs["cycles"])
         self.gate.update(theirs["gate"])
         self.baselines.update(theirs["baselines"])
+        self.sweeps.update(theirs.get("sweeps", {}))
         for model, kinds in theirs["notes"].items():
             for kind, values in kinds.items():
                 self.notes.setdefault(model, {}).setdefault(kind, {}).update(values)
@@ -191,13 +193,47 @@ class ParityRun:
                  "checklist_entries": checklist.get("entries", []),
                  "study_settings": self.suite.settings.__dict__, "models_loaded": self.models,
                  "warnings": sorted(self.warnings.values(), key=lambda w: -w["count"]),
-                 "failed_tests": self.failed_tests,
+                 "failed_tests": [t for t in self.failed_tests if not t.get("sweep")],
                  "run": {"interrupted": interrupted, "repeats": self.suite.settings.repeats,
                          "fresh": bool(config.getoption("--parity-fresh")),
                          "models_expected": [m.name for m in self.suite.models],
                          "models_with_cycles": sorted({c.model for c in self.cycles})}}
         return write_outcome(Path(config.getoption("--parity-reports-dir")), self.cycles, per_tool,
                              self.suite.tools, self.suite.provenance(), total_s, extra)
+
+
+def finish_sweep(run: ParityRun, config: pytest.Config) -> dict[str, Any] | None:
+    """The sweep report, when this run swept; with --parity-write-defaults, the recommendation written into each
+    directory model (never into the shipped organisms, whose defaults come from their own measurement)."""
+    if not run.sweeps:
+        return None
+    from .headline import framing
+    from .models import MODELS_DIR
+    from .report.sweep_report import write_defaults, write_sweep
+
+    s = run.suite
+    grid = (", ".join(f"×{m:g}" for m in s.sweep.multipliers) if s.sweep.multipliers else
+            "1/32, 1/16, 1/8, 1/4, 1/2 and 1 × the median norm of the layer's output at the last prompt token "
+            "(3 significant digits)")
+    settings = {"tools": list(s.tools), "steer_with": s.settings.steer_with, "scope": s.settings.scope,
+                "n_eval": s.settings.n_eval, "max_new_tokens": s.settings.max_new_tokens, "repeats": s.sweep.repeats,
+                "grid": grid + ", plus the model's own multiplier", "layers": s.sweep.layers or "default depths"}
+    failed = [t for t in run.failed_tests if t.get("sweep")]
+    written = write_sweep(Path(config.getoption("--parity-reports-dir")), list(run.sweeps.values()), settings,
+                          {m.name: {"layer": m.layer} for m in s.models}, failed, s.provenance(), framing(run.models))
+    written["defaults"] = {}
+    if config.getoption("--parity-write-defaults"):
+        for spec in s.models:
+            rec = written["models"].get(spec.name, {}).get("recommendation") or {}
+            where = Path(spec.source).expanduser()
+            if MODELS_DIR in where.resolve().parents:
+                written["defaults"][spec.name] = "not written: a shipped organism keeps its measured defaults"
+            elif rec.get("layer") is None or not where.is_dir():
+                written["defaults"][spec.name] = "not written: " + ("no recommendation" if rec.get("layer") is None
+                                                                    else "not a directory model")
+            else:
+                written["defaults"][spec.name] = str(write_defaults(where, rec, s.settings.scope, spec.name))
+    return written
 
 
 def failure_of(item: pytest.Item, call: Any, when: str) -> dict[str, Any] | None:
@@ -211,8 +247,9 @@ def failure_of(item: pytest.Item, call: Any, when: str) -> dict[str, Any] | None
     excinfo = getattr(call, "excinfo", None)
     text = str(excinfo.value) if excinfo is not None else ""
     message = next((ln.strip() for ln in text.splitlines() if ln.strip()), excinfo.typename if excinfo else "")
-    return {"test": item.name, "when": when, "model": params.get("model_name"), "tools": list(tools),
-            "message": message[:300]}
+    model = params.get("model_name") or (params.get("sweep_layer") or (None,))[0]
+    return {"test": item.name, "when": when, "model": model, "tools": list(tools), "message": message[:300],
+            "sweep": bool(item.get_closest_marker("sweep"))}
 
 
 def run_of(config: pytest.Config) -> ParityRun:
@@ -271,9 +308,16 @@ def build_suite(config: pytest.Config) -> Suite:
         raise pytest.UsageError(f"--parity-attention {asked}: {', '.join(needed_by)} computes attention {attention} "
                                 f"whatever the model says; drop --parity-attention or that tool")
     attention = asked or attention
+    try:
+        from .sweep import SweepSettings, parse_multipliers
+
+        sweep = SweepSettings(opt("--parity-layers"), parse_multipliers(opt("--parity-multipliers")),
+                              opt("--parity-sweep-repeats"))
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
     suite = Suite(specs, tools, prompts, opt("--parity-dtype"), device, opt("--parity-seed"),
                   opt("--parity-allow-network"), opt("--parity-trust-remote-code"), settings,
-                  attention)
+                  attention, sweep)
     from .validate import validate
 
     try:  # bad input: one clear error now, before any test runs or any file is written

@@ -15,6 +15,7 @@ from .cycle import StudySettings
 from .models import LoadedModel, ModelSpec, load_once
 from .prompts import PromptSet
 from .provenance import provenance
+from .sweep import SweepSettings
 
 
 @dataclass
@@ -29,6 +30,15 @@ class Suite:
     trust_remote_code: bool = False
     settings: StudySettings = field(default_factory=StudySettings)
     attn_implementation: str | None = None  # --parity-attention, or what a selected tool requires
+    sweep: SweepSettings = field(default_factory=SweepSettings)
+
+    def sweep_layers(self, name: str) -> list[int]:
+        """The layers a sweep visits on this model (its depth read from its config, nothing loaded)."""
+        from .sweep import resolve_layers
+        from .validate import depth
+
+        spec = self.spec(name)
+        return resolve_layers(self.sweep.layers, depth(spec, self.allow_network), spec.layer)
 
     def spec(self, name: str) -> ModelSpec:
         return next(s for s in self.models if s.name == name)

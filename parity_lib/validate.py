@@ -10,27 +10,15 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import ConfigError, LayerOutOfRangeError, ModelSpecError, WeightsNotFoundError
+from .hints import download_hint
 
 if TYPE_CHECKING:
     from .models import ModelSpec
     from .session import Suite
-
-
-def download_hint(source: str) -> str:
-    """The download command of the installed huggingface-hub (`hf` from 1.0, `huggingface-cli` before)."""
-    try:
-        import huggingface_hub
-
-        major = int(huggingface_hub.__version__.split(".")[0])
-    except (ImportError, ValueError):
-        major = 1
-    tool = "hf" if major >= 1 or shutil.which("hf") else "huggingface-cli"
-    return f"{tool} download {source} --local-dir DIR"
 
 
 def _weights(spec: ModelSpec, allow_network: bool) -> Path | None:
@@ -80,8 +68,17 @@ def _n_layers(spec: ModelSpec, local: Path | None, allow_network: bool) -> int |
     return getattr(config, "num_hidden_layers", None)
 
 
+def depth(spec: ModelSpec, allow_network: bool = False) -> int:
+    """The model's number of decoder layers, from its config (nothing is loaded)."""
+    local = None if spec.kind in ("random", "shape") else _weights(spec, allow_network)
+    n = _n_layers(spec, local, allow_network)
+    if n is None:
+        raise ModelSpecError(f"--parity-model {spec.name}: its config names no num_hidden_layers")
+    return int(n)
+
+
 def typed_as(spec: ModelSpec) -> str:
-    from .models import typed_as as how  # models imports this module
+    from .models import typed_as as how  # lazily: validating imports no torch until a model needs it
 
     return how(spec)
 
@@ -133,5 +130,9 @@ def validate(suite: Suite, results_dir: Path, reports_dir: Path, steering: bool 
                                        f"{n} decoder layers (0..{n - 1}); pass --parity-model {typed_as(spec)}:LAYER")
         if steering:
             _multiplier(spec, suite)
+        if suite.sweep.layers and n is not None:
+            from .sweep import resolve_layers
+
+            resolve_layers(suite.sweep.layers, n, spec.layer)
     _writable("--parity-results-dir", results_dir)
     _writable("--parity-reports-dir", reports_dir)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .run_data import run_of
+from .run_data import run_of, suite_of
 
 
 def model_of(nodeid: str, models: list[str]) -> str | None:
@@ -26,13 +26,23 @@ def model_of(nodeid: str, models: list[str]) -> str | None:
     return None
 
 
+def unit_of(nodeid: str, models: list[str]) -> str:
+    """One unit of work per model, and per (model, layer) for a sweep (ids `MODEL-L<layer>…`): sweeps of two
+    models keep more than two workers busy, each loading a model once."""
+    model = model_of(nodeid, models)
+    if model is None:
+        return nodeid
+    rest = nodeid[nodeid.index("[") + 1 + len(model):-1]
+    if rest.startswith("-L") and rest[2:].split("-")[0].isdigit():
+        return f"{model}-L{rest[2:].split('-')[0]}"
+    return model
+
+
 class XdistHooks:
     def pytest_xdist_make_scheduler(self, config: Any, log: Any) -> Any:
         if config.getvalue("dist") != "loadgroup":
             return None
         from xdist.scheduler import LoadGroupScheduling
-
-        from .plugin import suite_of
 
         models = [m.name for m in suite_of(config).models]
 
@@ -42,7 +52,7 @@ class XdistHooks:
 
             def _split_scope(self, nodeid: str) -> str:
                 scope = super()._split_scope(nodeid)
-                return scope if scope != nodeid else (model_of(nodeid, models) or nodeid)
+                return scope if scope != nodeid else unit_of(nodeid, models)
 
         return ModelGroups(config, log)
 

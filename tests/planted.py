@@ -282,6 +282,25 @@ class StopsAfterSteps(_HookSteerer):
         return [lm.layers[layer].register_forward_hook(add) for layer in spec.layers]
 
 
+class ScaledSteerer(_HookSteerer):
+    """A hook steerer whose edit is 1.5 × m·v: the same direction at a different effective scale (a tool that,
+    say, adds its vector before a norm that the others add after). At one multiplier it can look right and
+    another tool broken; only its dose-response curve, shifted by 1.5, shows what it is."""
+
+    name = "planted-scaled-1.5"
+    factor = 1.5
+
+    def hooks(self, lm, spec):
+        from dataclasses import replace as with_
+
+        vec = with_(spec, multiplier=spec.multiplier * self.factor).vector(lm.dtype, lm.device)
+
+        def add(module, args, output):
+            return output + vec if isinstance(output, torch.Tensor) else (output[0] + vec, *output[1:])
+
+        return [lm.layers[layer].register_forward_hook(add) for layer in spec.layers]
+
+
 class SteersSomeRows(_HookSteerer):
     """A hook steerer that edits only the even rows of the batch (a mask or index mix-up)."""
 

@@ -5,12 +5,14 @@ import os
 
 from parity_lib.extractors import HooksExtractor
 from parity_lib.tools import ToolPlugin, register
-from tests.planted import MlpOutput, MlpOutputOnGemma, NeighbourLayerInStudy, SteersSomeRows
+from tests.planted import MlpOutput, MlpOutputOnGemma, NeighbourLayerInStudy, ScaledSteerer, SteersSomeRows
 
 register(ToolPlugin("planted-mlp", MlpOutput, None, "planted: the MLP output"),
          ToolPlugin("planted-mlp-gemma-only", MlpOutputOnGemma, None, "planted: the MLP output on Gemma2"),
          # extracts correctly (the hooks extractor), steers only the even rows: the paper's case, same direction
          ToolPlugin("planted-some-rows", HooksExtractor, SteersSomeRows, "planted: steers the even rows"),
+         # extracts correctly, steers with 1.5 × the multiplier: a shifted dose-response curve
+         ToolPlugin("planted-scaled-1.5", HooksExtractor, ScaledSteerer, "planted: steers at 1.5× the scale"),
          ToolPlugin("planted-neighbour-in-study", NeighbourLayerInStudy, None,
                     "planted: right in preflight and the gate, layer L+1 in the study"))
 

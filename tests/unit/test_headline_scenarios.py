@@ -206,7 +206,9 @@ def test_a_tool_that_passes_the_gate_then_extracts_another_layer_is_named(tmp_pa
     assert md[0] == f"# {line}" and md[2].startswith("**Section E verdict:"), md[:3]
     junit = (tmp_path / "reports" / "junit.xml").read_text()
     assert _escaped_xml(line) in junit
-    assert _escaped(line) in (tmp_path / "reports" / "report.html").read_text()
+    html = (tmp_path / "reports" / "report.html").read_text()
+    assert _escaped(line) in html
+    assert html.index('id="parity-verdict"') < html.index('id="environment-header"'), "verdict before Environment"
 
 
 def _escaped_xml(text: str) -> str:
