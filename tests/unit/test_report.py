@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 
 import numpy as np
 import pytest
@@ -238,3 +239,27 @@ def test_rerun_advice_fits_the_command_that_ran():
     assert partial.startswith("Complete the run first (x: 1 of 2 cycles not run): rerun the same command without "
                               "-k"), partial
     assert next_step(head, decision, {}) == decision.next_step
+
+
+def test_cycle_times_under_two_minutes_are_in_seconds():
+    """Organism cycles take 0.3-0.8 s: "mean 0.0 min" hid them."""
+    text = render_markdown(report_for(study(()), timing={"per_cycle_s": [0.3, 0.8], "total_s": 61.0}))
+    timing = text.split("## Time and budget")[1].split("##")[0]
+    assert "mean 0.55 s, longest 0.8 s" in timing and "whole pytest session 61 s" in timing, timing
+    assert not re.search(r"\b0\.0 min", timing), timing
+
+
+def test_the_budget_line_shows_its_arithmetic(model_specific):
+    timing = render_markdown(model_specific).split("## Time and budget")[1].split("##")[0]
+    assert "585.0 min in all (Qwen 5 repeats × 3 tools = 15 cycles × 15 min = 225 min, Gemma 15 cycles × 20 min = " \
+           "300 min, pre-flight 2 models × 30 min = 60 min: 585 min = 9.75 GPU-hours)" in timing, timing
+
+
+def test_outcome_3_beside_4_reads_as_one_statement():
+    """"Outcome 4: Stop" beside "Also triggered: Outcome 3 (Proceed to Phase 2)" read as a contradiction."""
+    report = report_for(study(()))
+    assert [r["outcome"] for r in report["decision"]["triggered"]] == [4, 3]
+    text = render_markdown(report)
+    assert "Also triggered: Outcome 3" not in text
+    assert "Outcome 3's conditions hold too (every tool deterministic, one passes every check and steers best), but " \
+           "Outcome 4's stop takes precedence" in text
