@@ -49,3 +49,7 @@ class DeviceOutOfMemoryError(ParityError):
 
 class ModelStateError(ParityError):
     """Something changed the shared model behind a tool's back (a tool's instrumentation lost)."""
+
+
+class MissingResultError(ParityError):
+    """A report step that computes nothing (`--parity-reuse-only`) found no result on disk: a shard's hole."""

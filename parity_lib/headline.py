@@ -81,6 +81,8 @@ def next_step(head: Headline, decision: Decision, run: Mapping[str, Any] | None 
         frame = ""
     if first and step and not frame:
         step = f"Until then: {step}"
+    if any(f.kind == TEST for f in head.findings):  # failed tests are fixed first, whatever the models are
+        return " ".join(part for part in (first, step, frame) if part)
     return " ".join(part for part in (first, frame, step) if part)
 
 

@@ -102,6 +102,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--parity-write-defaults", action="store_true",
                 help="sweep: write the recommended layer and multiplier as parity_defaults.json into each "
                      "directory model (not the shipped organisms)")
+    g.addoption("--parity-shard", default="", metavar="MODEL[@LAYER]",
+                help="run only this model's part (a sweep: this (model, layer)) of the configured run: what the "
+                     "launcher (python -m parity_lib.launch) gives each shard")
+    g.addoption("--parity-reuse-only", action="store_true",
+                help="compute nothing: every cycle and sweep point must be on disk, else it is an error naming the "
+                     "missing file (the launcher's report step)")
     g.addoption("--parity-allow-network", action="store_true", help="let from_pretrained download weights")
     g.addoption("--parity-trust-remote-code", action="store_true", help="run model code from the checkpoint")
 
@@ -188,15 +194,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     activate(config)
     s = suite_of(config)
+    shard_model, _, shard_layer = config.getoption("--parity-shard").partition("@")
     if "model_name" in wanted:
-        metafunc.parametrize("model_name", [m.name for m in s.models], scope="session")
+        metafunc.parametrize("model_name", [m.name for m in s.models if shard_model in ("", m.name)],
+                             scope="session")
     if "tool_name" in wanted:
         metafunc.parametrize("tool_name", s.tools)
     if "repeat" in wanted:
         k = s.settings.repeats
         metafunc.parametrize("repeat", range(1, k + 1), ids=[f"r{i}" for i in range(1, k + 1)])
     if "sweep_layer" in wanted:  # one unit of work per (model, layer): ids start with the model, then L<layer>
-        points = [(m.name, layer) for m in s.models for layer in s.sweep_layers(m.name)]
+        points = [(m.name, layer) for m in s.models for layer in s.sweep_layers(m.name)
+                  if shard_model in ("", m.name) and shard_layer in ("", str(layer))]
         metafunc.parametrize("sweep_layer", points, ids=[f"{m}-L{layer}" for m, layer in points], scope="session")
     if "tool_pair" in wanted:
         pairs = list(combinations(s.tools, 2))

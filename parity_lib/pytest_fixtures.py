@@ -74,7 +74,7 @@ def store(suite, pytestconfig: pytest.Config):
 
     return CycleStore(Path(pytestconfig.getoption("--parity-results-dir")), suite.prompts, suite.settings,
                       suite.provenance, fresh=pytestconfig.getoption("--parity-fresh"), tools=suite.tools,
-                      log=lambda line: None)
+                      log=lambda line: None, reuse_only=pytestconfig.getoption("--parity-reuse-only"))
 
 
 @pytest.fixture(scope="session")
@@ -179,7 +179,8 @@ def sweep_store(suite, pytestconfig: pytest.Config):
 
     return SweepStore(Path(pytestconfig.getoption("--parity-results-dir")), suite.prompts, suite.settings,
                       suite.sweep, suite.tools, code_fingerprint(), suite.provenance,
-                      fresh=pytestconfig.getoption("--parity-fresh"), log=lambda line: None)
+                      fresh=pytestconfig.getoption("--parity-fresh"), log=lambda line: None,
+                      reuse_only=pytestconfig.getoption("--parity-reuse-only"))
 
 
 @pytest.fixture(scope="session")

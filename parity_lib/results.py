@@ -63,7 +63,17 @@ def merge_checklist(path: Path, entries: Iterable[Mapping[str, Any]], config: Ma
                     provenance: Mapping[str, Any], models: Mapping[str, Any]) -> dict[str, Any]:
     """Update the checklist file with this run's entries. Entries from an earlier run of the same
     configuration (dtype, device, prompts, code) are kept for the models/checks this run did not
-    touch; a different configuration starts a fresh file, since its numbers are not comparable."""
+    touch; a different configuration starts a fresh file, since its numbers are not comparable. Processes
+    writing one results directory at once (xdist controllers of several launches, shards of one) take turns:
+    each merges into what the last one wrote."""
+    from .locking import file_lock
+
+    with file_lock(path.with_name(path.name + ".lock")):
+        return _merge_checklist(path, entries, config, provenance, models)
+
+
+def _merge_checklist(path: Path, entries: Iterable[Mapping[str, Any]], config: Mapping[str, Any],
+                     provenance: Mapping[str, Any], models: Mapping[str, Any]) -> dict[str, Any]:
     old = read_json(path)
     keep = {}
     if old and old.get("config") == dict(config):

@@ -297,6 +297,10 @@ def build_suite(config: pytest.Config) -> Suite:
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise pytest.UsageError(f"--parity-model given twice for the same name: {names}")
+    shard = opt("--parity-shard").partition("@")[0]
+    if shard and shard not in names:
+        raise pytest.UsageError(f"--parity-shard {opt('--parity-shard')}: {shard} is not one of the run's models "
+                                f"({', '.join(names)})")
     device = worker_device(opt("--parity-device"), config)
     check_device(device)
     try:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .cycle import CycleResult, StudySettings, config_key, run_cycle, run_repeat, unsteered_eval
+from .errors import MissingResultError
 from .models import LoadedModel
 from .prompts import PromptSet
 from .provenance import code_fingerprint
@@ -37,6 +38,7 @@ class CycleStore:
     firing: dict[str, dict[str, Any]] = field(default_factory=dict)  # model -> firing map of its first packed call
     _code: str = field(default_factory=code_fingerprint)
     log: Callable[[str], None] = print
+    reuse_only: bool = False  # the launcher's report step: results on disk or a MissingResultError, never computed
 
     def key(self, lm: LoadedModel, tool: str) -> str:
         return config_key(lm, tool, self.prompts, self.settings, self._code)
@@ -65,6 +67,7 @@ class CycleStore:
         if cached is not None:
             self._done[ident] = cached
             return cached, False
+        self._refuse_if_reuse_only(path, lm.spec.name)
         if self.settings.packs(len(self.tools)) and tool in self.tools:
             self._compute_repeat(lm, repeat)
             if ident in self._failed:
@@ -114,11 +117,20 @@ class CycleStore:
         cached = None if self.fresh else current_record(path, key)
         if cached is not None:
             return cached, False
+        self._refuse_if_reuse_only(path, lm.spec.name)
         packed = self._compute_repeat(lm, 1, baseline=True) if self.settings.packs(len(self.tools)) else None
         record = {**(packed or unsteered_eval(lm, self.prompts, self.settings)), "config_key": key,
                   "provenance": self.provenance(model=lm.describe())}
         write_json_atomic(path, record)
         return record, True
+
+    def _refuse_if_reuse_only(self, path: Path, model: str) -> None:
+        if self.reuse_only:
+            from .shard_status import shard_note
+
+            raise MissingResultError(f"{shard_note(model)}no current result at {path} (--parity-reuse-only: this "
+                                     f"step computes nothing; the shard that should have written it failed or has "
+                                     f"not run)")
 
     def _compute(self, lm: LoadedModel, tool: str, repeat: int, key: str, path: Path) -> dict[str, Any]:
         started = time.perf_counter()

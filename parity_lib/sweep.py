@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from .cycle import StudySettings, config_key, extract_direction, generate_packed_tokens, generate_tokens, label
-from .errors import ConfigError
+from .errors import ConfigError, MissingResultError
 from .models import LoadedModel
 from .prompts import PromptSet
 from .results import current_record, read_json, write_json_atomic
@@ -128,6 +128,7 @@ class SweepStore:
     provenance: Callable[..., dict[str, Any]]
     fresh: bool = False
     log: Callable[[str], None] = print
+    reuse_only: bool = False  # the launcher's report step: points on disk or a MissingResultError
     _norms: dict[tuple[str, int], float] = field(default_factory=dict)
 
     def at(self, lm: LoadedModel, layer: int) -> LoadedModel:
@@ -159,6 +160,12 @@ class SweepStore:
         base_key = self.key(self.at(lm, 0), "unsteered", "baseline")
         baseline = None if self.fresh else current_record(base_file, base_key)
         started = time.perf_counter()
+        if self.reuse_only and (missing or baseline is None):
+            from .shard_status import shard_note
+
+            raise MissingResultError(f"{shard_note(name)}{name} layer {layer}: {len(missing)} point(s) not on disk "
+                                     f"under {self.results_dir / 'sweep'} (--parity-reuse-only: this step computes "
+                                     f"nothing)")
         if missing or baseline is None:
             computed = self._generate(lm_l, directions, missing, baseline is None)
             if computed is not None:

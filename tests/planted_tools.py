@@ -24,5 +24,24 @@ def pytest_runtest_logreport(report):
     """Ctrl-C after N finished cycles (PARITY_TEST_INTERRUPT_AFTER_CYCLES=N), as a user would."""
     if _INTERRUPT_AFTER and report.when == "call" and "test_cycle_completes" in report.nodeid:
         _cycles_done[0] += 1
-        if _cycles_done[0] >= _INTERRUPT_AFTER:
+        if _cycles_done[0] >= _INTERRUPT_AFTER and _interrupt_now():
             raise KeyboardInterrupt
+
+
+_ONCE_FLAG = os.environ.get("PARITY_TEST_INTERRUPT_ONCE_FLAG", "")  # interrupt only while this file does not exist
+_FAIL_SHARD = os.environ.get("PARITY_TEST_FAIL_SHARD", "")  # this shard dies at its start, every attempt
+
+
+def pytest_sessionstart(session):
+    """A shard that crashes for good (PARITY_TEST_FAIL_SHARD=MODEL): what the launcher must report as missing."""
+    if _FAIL_SHARD and session.config.getoption("--parity-shard", "") == _FAIL_SHARD:
+        os._exit(3)
+
+
+def _interrupt_now() -> bool:
+    if not _ONCE_FLAG:
+        return True
+    if os.path.exists(_ONCE_FLAG):
+        return False
+    open(_ONCE_FLAG, "w").close()
+    return True

@@ -29,11 +29,16 @@ def report(where: Path) -> dict:
 
 
 def test_the_organisms_window_holds_their_defaults_and_the_tools_coincide(tmp_path):
-    done = sweep(tmp_path, "--parity-layers", "8,16")
+    """hooks, nnsight, pyvene (and TransformerLens when installed) steer the same curves at every layer."""
+    import importlib.util
+
+    tools = "hooks,nnsight,pyvene" + (",transformer_lens" if importlib.util.find_spec("transformer_lens") else "")
+    done = sweep(tmp_path, "--parity-layers", "8,16", "--parity-tools", tools)
     assert done.returncode == 0, done.stdout[-4000:]
     swept = report(tmp_path)
     for model, default in (("qwen2-organism", 4.46), ("gemma2-organism", 8.9)):
         layer16 = next(s for s in swept["layers"] if s["model"] == model and s["layer"] == 16)
+        assert set(layer16["windows"]) == set(tools.split(","))
         assert all(default in w for w in layer16["windows"].values()), (model, layer16["windows"])
         curves = list(layer16["curves"].values())
         assert all(c == curves[0] for c in curves), f"{model}: the tools' curves differ"
@@ -45,11 +50,11 @@ def test_the_organisms_window_holds_their_defaults_and_the_tools_coincide(tmp_pa
     assert "parity_sweep_verdict" in (tmp_path / "reports" / "junit.xml").read_text()
     assert not (tmp_path / "reports" / "phase1_outcome.md").exists(), "a sweep writes no study verdict"
 
-    again = sweep(tmp_path, "--parity-layers", "8,16", "-v")
+    again = sweep(tmp_path, "--parity-layers", "8,16", "--parity-tools", tools, "-v")
     lines = [ln for ln in again.stdout.splitlines() if "parity: sweep " in ln and " L" in ln]
     assert again.returncode == 0 and len(lines) == 4 and all(ln.endswith("reused") for ln in lines), lines
     next((tmp_path / "results" / "sweep" / "qwen2-organism" / "L8" / "nnsight").glob("x*.json")).unlink()
-    third = sweep(tmp_path, "--parity-layers", "8,16", "-v", "-k", "qwen2 and L8")
+    third = sweep(tmp_path, "--parity-layers", "8,16", "--parity-tools", tools, "-v", "-k", "qwen2 and L8")
     assert "computed 1 points" in third.stdout, third.stdout[-3000:]  # only the missing point
 
 
