@@ -18,16 +18,23 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_non_editable_install_runs_preflight_from_another_directory(tmp_path):
+def _fresh_venv(tmp_path: Path, target: Path) -> tuple[Path, Path]:
+    """A fresh venv with `target` (the source tree or a built wheel) installed non-editable, this environment's
+    heavy dependencies reached by path; its python and site-packages."""
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     python = env_dir / "bin" / "python"
     site = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                capture_output=True, text=True, check=True).stdout.strip())
     (site / "outer_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    install = subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", str(REPO)],
+    install = subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", str(target)],
                              capture_output=True, text=True, timeout=600)
     assert install.returncode == 0, install.stdout[-2000:] + install.stderr[-3000:]
+    return python, site
+
+
+def test_non_editable_install_runs_preflight_from_another_directory(tmp_path):
+    python, site = _fresh_venv(tmp_path, REPO)
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -44,26 +51,16 @@ def test_non_editable_install_runs_preflight_from_another_directory(tmp_path):
     checklist = json.loads((elsewhere / "results" / "phase1_parity_checklist.json").read_text())
     assert checklist["summary"]["qwen2-organism"]["passed"] is True
     assert (elsewhere / "reports" / "report.html").is_file()
-    assert sys.prefix != str(env_dir)
+    assert sys.prefix != str(python.parent.parent)
 
 
 def _fresh_venv_with_wheel(tmp_path: Path) -> Path:
-    """A fresh venv holding the suite as a built wheel (and this environment's heavy dependencies by path)."""
+    """A fresh venv holding the suite as a built wheel."""
     wheels = tmp_path / "wheels"
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(REPO)],
                            capture_output=True, text=True, timeout=600)
     assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-3000:]
-    env_dir = tmp_path / "venv"
-    venv.EnvBuilder(with_pip=True).create(env_dir)
-    python = env_dir / "bin" / "python"
-    site = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               capture_output=True, text=True, check=True).stdout.strip())
-    (site / "outer_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    wheel = next(wheels.glob("parity_suite-*.whl"))
-    install = subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", str(wheel)],
-                             capture_output=True, text=True, timeout=600)
-    assert install.returncode == 0, install.stdout[-2000:] + install.stderr[-3000:]
-    return python
+    return _fresh_venv(tmp_path, next(wheels.glob("parity_suite-*.whl")))[0]
 
 
 def _ci_recipe_commands() -> list[list[str]]:
