@@ -29,7 +29,8 @@ SUITE_PARAMS = ("model_name", "tool_name", "repeat", "tool_pair", "sweep_layer")
 MARKERS = {
     "preflight": "protocol Section D tensor-site parity checklist (run before any study)",
     "study": "protocol Sections B/C extraction + steering cycles over (model, tool, repeat)",
-    "sweep": "layers × multipliers per tool: dose-response, working window, steering scale, recommended defaults",
+    "sweep": "opt-in: layers × multipliers per tool: dose-response, working window, steering scale, recommended "
+             "defaults; runs only when the -m expression names it",
     "golden": "compare checklist outcome, direction summary and steered labels/tokens with golden/ (syrupy)",
     "rebuild": "opt-in: rebuild the shipped organisms from their seeds and compare behaviour (~20 min); "
                "runs only when the -m expression names it",
@@ -216,14 +217,20 @@ def _explicit(metafunc: pytest.Metafunc) -> set[str]:
     return {n.strip() for m in metafunc.definition.iter_markers("parametrize") for n in m.args[0].split(",")}
 
 
+OPT_IN = ("rebuild", "sweep")  # long runs: collected only when the -m expression names them
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The organism rebuild runs only when the -m expression names it. (`--dist loadgroup` keeps each model
-    on one worker through the scheduler in `xdist_hooks.py`, which reads the model from the test id.)"""
-    if "rebuild" not in (config.option.markexpr or ""):
-        skipped = [i for i in items if i.get_closest_marker("rebuild")]
-        if skipped:
-            config.hook.pytest_deselected(items=skipped)
-            items[:] = [i for i in items if not i.get_closest_marker("rebuild")]
+    """The organism rebuild and the sweeps run only when the -m expression names them (a plain `pytest` is the
+    test command, not a 50-minute sweep). (`--dist loadgroup` keeps each model, or each sweep's (model, layer),
+    on one worker through the scheduler in `xdist_hooks.py`, which reads them from the test id.)"""
+    markexpr = config.option.markexpr or ""
+    for mark in OPT_IN:
+        if mark not in markexpr:
+            skipped = [i for i in items if i.get_closest_marker(mark)]
+            if skipped:
+                config.hook.pytest_deselected(items=skipped)
+                items[:] = [i for i in items if not i.get_closest_marker(mark)]
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -113,3 +113,13 @@ def test_junit_carries_the_verdict(small_study):
     where, _ = small_study
     junit = (where / "reports" / "junit.xml").read_text()
     assert 'name="parity_verdict"' in junit and 'name="parity_qwen2-organism_hooks_refusal"' in junit
+
+
+def test_sweeps_run_only_when_asked(tmp_path):
+    """The test command (`pytest` with no -m) must not start a sweep of both organisms (tens of minutes)."""
+    plain = pytest_run("parity_lib/suite", "--collect-only", "-q", "-p", "no:cacheprovider",
+                       f"--parity-results-dir={tmp_path / 'r'}", f"--parity-reports-dir={tmp_path / 'p'}")
+    asked = pytest_run("parity_lib/suite", "--collect-only", "-q", "-p", "no:cacheprovider", "-m", "sweep",
+                       f"--parity-results-dir={tmp_path / 'r'}", f"--parity-reports-dir={tmp_path / 'p'}")
+    assert "suite/sweep/" not in plain.stdout and "deselected" in plain.stdout, plain.stdout[-1500:]
+    assert "test_sweep_points_are_recorded[qwen2-organism-L16]" in asked.stdout, asked.stdout[-1500:]
