@@ -205,12 +205,20 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         k = s.settings.repeats
         metafunc.parametrize("repeat", range(1, k + 1), ids=[f"r{i}" for i in range(1, k + 1)])
     if "sweep_layer" in wanted:  # one unit of work per (model, layer): ids start with the model, then L<layer>
-        points = [(m.name, layer) for m in s.models for layer in s.sweep_layers(m.name)
+        points = [(m.name, layer) for m in s.models for layer in _sweep_layers(s, m)
                   if shard_model in ("", m.name) and shard_layer in ("", str(layer))]
         metafunc.parametrize("sweep_layer", points, ids=[f"{m}-L{layer}" for m, layer in points], scope="session")
     if "tool_pair" in wanted:
         pairs = list(combinations(s.tools, 2))
         metafunc.parametrize("tool_pair", pairs, ids=[f"{a}~{b}" for a, b in pairs])
+
+
+def _sweep_layers(s: Any, spec: Any) -> list[int]:
+    """The layers a sweep visits on this model (its depth read from its config, nothing loaded)."""
+    from .sweep import resolve_layers
+    from .validate import depth
+
+    return resolve_layers(s.sweep.layers, depth(spec, s.allow_network), spec.layer)
 
 
 def _explicit(metafunc: pytest.Metafunc) -> set[str]:

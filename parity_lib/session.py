@@ -32,14 +32,6 @@ class Suite:
     attn_implementation: str | None = None  # --parity-attention, or what a selected tool requires
     sweep: SweepSettings = field(default_factory=SweepSettings)
 
-    def sweep_layers(self, name: str) -> list[int]:
-        """The layers a sweep visits on this model (its depth read from its config, nothing loaded)."""
-        from .sweep import resolve_layers
-        from .validate import depth
-
-        spec = self.spec(name)
-        return resolve_layers(self.sweep.layers, depth(spec, self.allow_network), spec.layer)
-
     def spec(self, name: str) -> ModelSpec:
         return next(s for s in self.models if s.name == name)
 
