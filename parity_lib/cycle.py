@@ -19,7 +19,7 @@ import torch
 from .classify import GarbledRules, classify
 from .directions import Direction, diff_of_means
 from .errors import ConfigError, DeviceOutOfMemoryError
-from .extractors import get_extractor
+from .extractors import extract_layers, get_extractor
 from .models import LoadedModel
 from .prompts import PromptSet
 from .steering import SCOPES, SteeringSpec, get_steerer, steering_tool
@@ -113,6 +113,14 @@ def extract_direction(lm: LoadedModel, tool: str, prompts: PromptSet) -> Directi
     acts = get_extractor(tool).extract(lm, batch, lm.spec.layer)
     n = len(prompts.harmful)
     return diff_of_means(acts.last[:n], acts.last[n:], lm.spec.layer)
+
+
+def extract_directions(lm: LoadedModel, tool: str, prompts: PromptSet, layers: Sequence[int]) -> dict[int, Direction]:
+    """`extract_direction` at several layers, from one forward pass where the tool allows it (the sweep)."""
+    batch = lm.encode([*prompts.harmful, *prompts.harmless])
+    n = len(prompts.harmful)
+    return {layer: diff_of_means(acts.last[:n], acts.last[n:], layer)
+            for layer, acts in extract_layers(get_extractor(tool), lm, batch, list(layers)).items()}
 
 
 def generate_tokens(lm: LoadedModel, steerer_name: str, spec: SteeringSpec, prompts: Sequence[str],

@@ -32,6 +32,7 @@ MARKERS = {
     "sweep": "opt-in: layers × multipliers per tool: dose-response, working window, steering scale, recommended "
              "defaults; runs only when the -m expression names it",
     "golden": "compare checklist outcome, direction summary and steered labels/tokens with golden/ (syrupy)",
+    "sweep_own_layer": "a sweep test collected only at each model's own layer",
     "rebuild": "opt-in: rebuild the shipped organisms from their seeds and compare behaviour (~20 min); "
                "runs only when the -m expression names it",
 }
@@ -207,6 +208,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "sweep_layer" in wanted:  # one unit of work per (model, layer): ids start with the model, then L<layer>
         points = [(m.name, layer) for m in s.models for layer in _sweep_layers(s, m)
                   if shard_model in ("", m.name) and shard_layer in ("", str(layer))]
+        if metafunc.definition.get_closest_marker("sweep_own_layer"):
+            points = [(m, layer) for m, layer in points if layer == next(x for x in s.models if x.name == m).layer]
         metafunc.parametrize("sweep_layer", points, ids=[f"{m}-L{layer}" for m, layer in points], scope="session")
     if "tool_pair" in wanted:
         pairs = list(combinations(s.tools, 2))

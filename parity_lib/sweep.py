@@ -23,7 +23,8 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from .cycle import StudySettings, config_key, extract_direction, generate_packed_tokens, generate_tokens, label
+from .cycle import (StudySettings, config_key, extract_direction, extract_directions, generate_packed_tokens,
+                    generate_tokens, label)
 from .errors import ConfigError, MissingResultError
 from .models import LoadedModel
 from .prompts import PromptSet
@@ -130,6 +131,7 @@ class SweepStore:
     log: Callable[[str], None] = print
     reuse_only: bool = False  # the launcher's report step: points on disk or a MissingResultError
     _norms: dict[tuple[str, int], float] = field(default_factory=dict)
+    _extracted: set[tuple[str, str, int]] = field(default_factory=set)  # (model, tool, repeat) done this session
 
     def at(self, lm: LoadedModel, layer: int) -> LoadedModel:
         """The model with its spec at `layer`: the same weights, tokenizer and tool wrappers."""
@@ -151,8 +153,9 @@ class SweepStore:
         lm_l = self.at(lm, layer)
         mults = self.multipliers(lm, layer)
         name = lm.spec.name
-        directions = {t: [self._direction(lm_l, t, k) for k in range(1, self.settings.repeats + 1)]
+        directions = {t: [self._direction(lm, layer, t, k) for k in range(1, self.settings.repeats + 1)]
                       for t in self.tools}
+        one_pass = self._one_pass_check(lm_l, directions) if layer == lm.spec.layer else None
         missing = [(t, m) for t in self.tools for m in mults
                    if self.fresh or current_record(point_path(self.results_dir, name, layer, t, m),
                                                    self.key(lm_l, t, f"x{m:g}")) is None]
@@ -176,21 +179,47 @@ class SweepStore:
         return {"model": name, "layer": layer, "norm": self._norms[(name, layer)], "multipliers": mults,
                 "directions": {t: [d["unit"] for d in ds] for t, ds in directions.items()},
                 "raw_norms": {t: [d["norm"] for d in ds] for t, ds in directions.items()},
-                "points": points, "baseline": baseline, "computed": len(missing),
+                "points": points, "baseline": baseline, "computed": len(missing), "one_pass": one_pass,
                 "seconds": time.perf_counter() - started}
 
-    def _direction(self, lm_l: LoadedModel, tool: str, repeat: int) -> dict[str, Any]:
-        path = direction_path(self.results_dir, lm_l.spec.name, lm_l.spec.layer, tool, repeat)
-        key = self.key(lm_l, tool, f"direction-r{repeat}")
-        cached = None if self.fresh else current_record(path, key)
-        if cached is not None:
+    def _direction(self, lm: LoadedModel, layer: int, tool: str, repeat: int) -> dict[str, Any]:
+        """Layer `layer`'s direction from disk, else extracted with every other layer of the sweep that is not on
+        disk, in one forward pass per tool (`extract_layers`), each written to its own file."""
+        name = lm.spec.name
+        path = direction_path(self.results_dir, name, layer, tool, repeat)
+        cached = current_record(path, self.key(self.at(lm, layer), tool, f"direction-r{repeat}"))
+        if cached is not None and (not self.fresh or (name, tool, repeat) in self._extracted):
             return cached
-        direction = extract_direction(lm_l, tool, self.prompts)
-        record = {"status": "ok", "config_key": key, "model": lm_l.spec.name, "tool": tool, "repeat": repeat,
-                  "layer": lm_l.spec.layer, "norm": direction.norm, "unit": direction.unit.tolist(),
-                  "provenance": self.provenance(model=lm_l.describe())}
-        write_json_atomic(path, record)
-        return record
+        layers = [x for x in resolve_layers(self.settings.layers, lm.n_layers, lm.spec.layer)
+                  if self.fresh or current_record(direction_path(self.results_dir, name, x, tool, repeat),
+                                                  self.key(self.at(lm, x), tool, f"direction-r{repeat}")) is None]
+        layers = sorted(set(layers) | {layer})
+        started = time.perf_counter()
+        found = extract_directions(lm, tool, self.prompts, layers)
+        seconds = time.perf_counter() - started
+        self._extracted.add((name, tool, repeat))
+        for x, direction in found.items():
+            lm_x = self.at(lm, x)
+            record = {"status": "ok", "config_key": self.key(lm_x, tool, f"direction-r{repeat}"), "model": name,
+                      "tool": tool, "repeat": repeat, "layer": x, "norm": direction.norm,
+                      "unit": direction.unit.tolist(), "extracted_with": sorted(found), "extract_s": seconds,
+                      "provenance": self.provenance(model=lm_x.describe())}
+            write_json_atomic(direction_path(self.results_dir, name, x, tool, repeat), record)
+            if x == layer:
+                cached = record
+        return cached
+
+    def _one_pass_check(self, lm_l: LoadedModel, directions: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+        """At the model's own layer, each tool's one-pass direction against its one-layer extraction (the path
+        the study takes): a tool whose all-layer path returns other tensors would otherwise steer the sweep with
+        a direction the study never checked. Correct tools give the same bits."""
+        out = {}
+        for tool, records in directions.items():
+            alone = extract_direction(lm_l, tool, self.prompts).unit.to(torch.float64)
+            swept = torch.tensor(records[0]["unit"], dtype=torch.float64)
+            out[tool] = {"max_abs": float((alone - swept).abs().max()), "cos": float(alone @ swept),
+                         "extracted_with": records[0].get("extracted_with", [lm_l.spec.layer])}
+        return out
 
     def _generate(self, lm_l: LoadedModel, directions: dict[str, list[dict[str, Any]]],
                   missing: Sequence[tuple[str, float]], with_baseline: bool) -> dict[str, Any] | None:

@@ -34,7 +34,7 @@ def summarize_layer(data: Mapping[str, Any]) -> dict[str, Any]:
             "curves": {t: [d.__dict__ for d in c] for t, c in curves.items()},
             "windows": {t: window(c) for t, c in curves.items()},
             "baseline": {"rates": base.get("rates"), "n_prompts": base.get("n_prompts")} if base else None,
-            "computed": data.get("computed", 0), "seconds": data.get("seconds")}
+            "computed": data.get("computed", 0), "seconds": data.get("seconds"), "one_pass": data.get("one_pass")}
 
 
 def conclude(layers: Sequence[Mapping[str, Any]], own_layer: Mapping[str, int]) -> dict[str, Any]:

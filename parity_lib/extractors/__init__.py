@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..errors import UnknownToolError
 from ..tools import registry
-from .base import Activations, Extractor, finish, unwrap
+from .base import Activations, Extractor, extract_layers, finish, unwrap
 from .hooks import HooksExtractor
 from .nnsight_tool import NNsightExtractor
 from .pyvene_tool import PyveneExtractor
@@ -28,5 +28,5 @@ def parse_tools(value: str) -> tuple[str, ...]:
     return names
 
 
-__all__ = ["Activations", "Extractor", "HooksExtractor", "NNsightExtractor", "PyveneExtractor", "finish",
+__all__ = ["Activations", "Extractor", "HooksExtractor", "extract_layers", "NNsightExtractor", "PyveneExtractor", "finish",
            "get_extractor", "parse_tools", "unwrap"]

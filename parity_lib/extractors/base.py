@@ -37,6 +37,29 @@ class Extractor(Protocol):
         ...
 
 
+def extract_layers(extractor: Extractor, lm: LoadedModel, batch: Batch, layers: list[int]) -> dict[int, Activations]:
+    """The outputs of several decoder layers: from one forward pass where the extractor offers it
+    (`extract_many`, which the built-in tools have), else one pass per layer. The sweep extracts every layer
+    it visits this way, and checks the result against the one-layer `extract` at a layer (bitwise)."""
+    wanted = sorted(set(layers))
+    many = getattr(extractor, "extract_many", None)
+    if many is None or not _many_as_deep_as_extract(type(extractor)):
+        return {layer: extractor.extract(lm, batch, layer) for layer in wanted}
+    got = many(lm, batch, wanted)
+    if sorted(got) != wanted:
+        raise RuntimeError(f"{extractor.name}: extract_many returned layers {sorted(got)}, asked for {wanted}")
+    return got
+
+
+def _many_as_deep_as_extract(cls: type) -> bool:
+    """A subclass that overrides `extract` but inherits `extract_many` (a tool built on the hooks extractor)
+    would get its parent's layers from the one-pass path: it is extracted one layer at a time instead."""
+    def owner(name: str) -> type | None:
+        return next((k for k in cls.__mro__ if name in vars(k)), None)
+    many, one = owner("extract_many"), owner("extract")
+    return many is not None and (one is None or issubclass(many, one))
+
+
 def last_logits_only(lm: LoadedModel) -> dict[str, int]:
     """`logits_to_keep=1` where the model takes it: a tool that cannot stop after layer L (pyvene) then skips
     the vocabulary projection of every position but the last (Gemma2: 256k × positions). Layer outputs

@@ -25,19 +25,27 @@ class HooksExtractor:
         self.stop_early = stop_early
 
     def extract(self, lm: LoadedModel, batch: Batch, layer: int) -> Activations:
-        store: list[torch.Tensor] = []
+        return self.extract_many(lm, batch, [layer])[layer]
 
-        def hook(module, args, output):
-            store.append(unwrap(output).detach().clone())
-            if self.stop_early:
-                raise _Captured
+    def extract_many(self, lm: LoadedModel, batch: Batch, layers: list[int]) -> dict[int, Activations]:
+        """One hook per layer, one forward, stopped after the deepest."""
+        store: dict[int, torch.Tensor] = {}
+        last = max(layers)
 
-        handle = lm.layers[layer].register_forward_hook(hook)
+        def hook_for(layer: int):
+            def hook(module, args, output):
+                store[layer] = unwrap(output).detach().clone()
+                if self.stop_early and layer == last:
+                    raise _Captured
+            return hook
+
+        handles = [lm.layers[layer].register_forward_hook(hook_for(layer)) for layer in layers]
         try:
             with torch.no_grad():
                 lm.model(**batch.model_inputs(), use_cache=False)
         except _Captured:
             pass
         finally:
-            handle.remove()
-        return finish(store[0], batch, self.name)
+            for handle in handles:
+                handle.remove()
+        return {layer: finish(store[layer], batch, self.name) for layer in layers}

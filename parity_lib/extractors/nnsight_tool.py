@@ -35,9 +35,15 @@ class NNsightExtractor:
     name = "nnsight"
 
     def extract(self, lm: LoadedModel, batch: Batch, layer: int) -> Activations:
+        return self.extract_many(lm, batch, [layer])[layer]
+
+    def extract_many(self, lm: LoadedModel, batch: Batch, layers: list[int]) -> dict[int, Activations]:
+        """One trace saving each layer's output, in execution order (nnsight requires it), stopped after the last."""
         nm = wrapped(lm)
+        saved = {}
         with torch.no_grad():
             with nm.trace(**batch.model_inputs(), use_cache=False) as tracer:
-                saved = envoy_layer(nm, lm, layer).output.save()
+                for layer in sorted(layers):
+                    saved[layer] = envoy_layer(nm, lm, layer).output.save()
                 tracer.stop()
-        return finish(unwrap(saved).detach().clone(), batch, self.name)
+        return {layer: finish(unwrap(out).detach().clone(), batch, self.name) for layer, out in saved.items()}

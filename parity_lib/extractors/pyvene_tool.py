@@ -33,12 +33,13 @@ def restore_model_state(lm: LoadedModel, requires_grad: dict[str, bool]) -> None
             module._output_capturing_hooks_installed = False
 
 
-def intervenable(lm: LoadedModel, layer: int, intervention) -> object:
+def intervenable(lm: LoadedModel, layers: list[int], interventions: list) -> object:
+    """An IntervenableModel with one intervention per layer, at each layer's output."""
     import pyvene as pv
 
     before = {n: p.requires_grad for n, p in lm.model.named_parameters()}
     config = pv.IntervenableConfig(representations=[
-        {"component": f"{lm.layers_path}[{layer}].output", "intervention": intervention}])
+        {"component": f"{lm.layers_path}[{layer}].output", "intervention": iv} for layer, iv in zip(layers, interventions)])
     built = pv.IntervenableModel(config, lm.model)
     restore_model_state(lm, before)
     return built
@@ -76,21 +77,28 @@ class PyveneExtractor:
         self.stop_early = stop_early
 
     def extract(self, lm: LoadedModel, batch: Batch, layer: int) -> Activations:
-        key = ("pyvene-collect", layer)
+        return self.extract_many(lm, batch, [layer])[layer]
+
+    def extract_many(self, lm: LoadedModel, batch: Batch, layers: list[int]) -> dict[int, Activations]:
+        """One collect intervention per layer, one forward; once the deepest has collected, a pre-hook on the
+        next layer ends it. Collected tensors come in execution order: ascending layers."""
+        layers = sorted(layers)
+        key = ("pyvene-collect", tuple(layers))
         if key not in lm.extras:
-            intervention = _stopping_collect()()
-            lm.extras[key] = (intervenable(lm, layer, intervention), intervention)
-        model, intervention = lm.extras[key]
+            interventions = [_stopping_collect()() for _ in layers]
+            lm.extras[key] = (intervenable(lm, layers, interventions), interventions)
+        model, interventions = lm.extras[key]
+        last = layers[-1]
         handles = []
 
         def stop(module, args):
             raise _Collected([a for stored in model.activations.values() for a in stored])
 
         def arm_stop() -> None:  # inside the forward, after pyvene removed every hook at the call's start
-            if layer + 1 < lm.n_layers and not handles:
-                handles.append(lm.layers[layer + 1].register_forward_pre_hook(stop))
+            if last + 1 < lm.n_layers and not handles:
+                handles.append(lm.layers[last + 1].register_forward_pre_hook(stop))
 
-        intervention.on_collect = arm_stop if self.stop_early else None
+        interventions[-1].on_collect = arm_stop if self.stop_early else None
         before = {n: p.requires_grad for n, p in lm.model.named_parameters()}
         try:
             with torch.no_grad():
@@ -101,8 +109,8 @@ class PyveneExtractor:
         finally:
             for handle in handles:
                 handle.remove()
-            intervention.on_collect = None
+            interventions[-1].on_collect = None
             restore_model_state(lm, before)
-        if len(collected) != 1:
-            raise RuntimeError(f"pyvene collected {len(collected)} tensors at layer {layer}, expected 1")
-        return finish(unwrap(collected[0]).detach().clone(), batch, self.name)
+        if len(collected) != len(layers):
+            raise RuntimeError(f"pyvene collected {len(collected)} tensors at layers {layers}, expected {len(layers)}")
+        return {layer: finish(unwrap(got).detach().clone(), batch, self.name) for layer, got in zip(layers, collected)}

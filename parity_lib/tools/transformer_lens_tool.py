@@ -66,15 +66,22 @@ class TransformerLensExtractor:
     name = "transformer_lens"
 
     def extract(self, lm: LoadedModel, batch: Batch, layer: int) -> Activations:
-        store: list[torch.Tensor] = []
+        return self.extract_many(lm, batch, [layer])[layer]
 
-        def grab(resid, hook):
-            store.append(resid.detach().clone())
+    def extract_many(self, lm: LoadedModel, batch: Batch, layers: list[int]) -> dict[int, Activations]:
+        """One hook per layer's `hook_resid_post`, one forward stopped after the deepest."""
+        store: dict[int, torch.Tensor] = {}
+
+        def grab_for(layer: int):
+            def grab(resid, hook):
+                store[layer] = resid.detach().clone()
+            return grab
 
         with torch.no_grad():
             bridge(lm).run_with_hooks(batch.input_ids, attention_mask=batch.attention_mask,
-                                      fwd_hooks=[(resid_post(layer), grab)], stop_at_layer=layer + 1)
-        return finish(store[0], batch, self.name)
+                                      fwd_hooks=[(resid_post(layer), grab_for(layer)) for layer in layers],
+                                      stop_at_layer=max(layers) + 1)
+        return {layer: finish(store[layer], batch, self.name) for layer in layers}
 
 
 @contextmanager

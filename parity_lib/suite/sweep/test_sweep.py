@@ -29,6 +29,17 @@ def test_sweep_points_are_recorded(sweep_data):
     assert sweep_data["baseline"] and sweep_data["baseline"]["rates"] is not None, "no unsteered baseline"
 
 
+@pytest.mark.sweep_own_layer  # collected at each model's own layer, where the study extracts
+def test_one_pass_extraction_is_the_one_layer_extraction(sweep_data, tool_name):
+    """The sweep extracts every layer it visits in one forward pass per tool; at the model's own layer that
+    direction must be the one the study's one-layer extraction gives, to the bit (the same tensor, computed once)."""
+    check = sweep_data["one_pass"][tool_name]
+    assert check["max_abs"] == 0.0, (
+        f"{tool_name} at layer {sweep_data['layer']}: the direction from its one-pass extraction of layers "
+        f"{check['extracted_with']} differs from its one-layer extraction by up to {check['max_abs']:.3g} "
+        f"(cosine {check['cos']:.10f}): its multi-layer path returns other tensors; the sweep cannot use it")
+
+
 def test_directions_agree_at_layer(sweep_data, tool_pair):
     pair = _pair(sweep_data, tool_pair)
     div = pair["divergence"]
