@@ -23,8 +23,15 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from .cycle import (StudySettings, config_key, extract_direction, extract_directions, generate_packed_tokens,
-                    generate_tokens, label)
+from .cycle import (
+    StudySettings,
+    config_key,
+    extract_direction,
+    extract_directions,
+    generate_packed_tokens,
+    generate_tokens,
+    label,
+)
 from .errors import ConfigError, MissingResultError
 from .models import LoadedModel
 from .prompts import PromptSet

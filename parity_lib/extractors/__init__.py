@@ -28,5 +28,5 @@ def parse_tools(value: str) -> tuple[str, ...]:
     return names
 
 
-__all__ = ["Activations", "Extractor", "HooksExtractor", "extract_layers", "NNsightExtractor", "PyveneExtractor", "finish",
-           "get_extractor", "parse_tools", "unwrap"]
+__all__ = ["Activations", "Extractor", "HooksExtractor", "NNsightExtractor", "PyveneExtractor", "extract_layers",
+           "finish", "get_extractor", "parse_tools", "unwrap"]

@@ -38,8 +38,8 @@ def intervenable(lm: LoadedModel, layers: list[int], interventions: list) -> obj
     import pyvene as pv
 
     before = {n: p.requires_grad for n, p in lm.model.named_parameters()}
-    config = pv.IntervenableConfig(representations=[
-        {"component": f"{lm.layers_path}[{layer}].output", "intervention": iv} for layer, iv in zip(layers, interventions)])
+    config = pv.IntervenableConfig(representations=[{"component": f"{lm.layers_path}[{layer}].output",
+                                                     "intervention": iv} for layer, iv in zip(layers, interventions)])
     built = pv.IntervenableModel(config, lm.model)
     restore_model_state(lm, before)
     return built
