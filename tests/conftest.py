@@ -7,6 +7,20 @@ import pytest
 pytest_plugins = ["pytester"]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under xdist, the runs a test starts (`python -m pytest …` subprocesses) get this worker's share of the
+    cores, as the worker itself does: two workers on 2 cores, each starting a 2-thread run, would put 3–4
+    busy threads on 2 cores (measured in CI: a SmolLM2 study that takes ~5 min alone passed 20 min)."""
+    import os
+
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None or os.environ.get("PARITY_KEEP_THREADS"):
+        return
+    share = max(1, (os.cpu_count() or 1) // max(1, int(workerinput.get("workercount", 1))))
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, str(share))
+
+
 @pytest.fixture(scope="session")
 def tiny():
     """`tiny("qwen2-tiny", "float32")`: seeded random models of the real depths, loaded once;

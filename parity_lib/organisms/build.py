@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 from parity_lib.models import LoadedModel, ModelSpec, load
+from parity_lib.organisms import kernels
 from parity_lib.organisms import templates as T
 from parity_lib.organisms.card import Provenance, file_sha256, read_provenance, write_card, write_defaults
 from parity_lib.organisms.corpus import Corpus, build_corpus
@@ -23,9 +25,10 @@ from parity_lib.organisms.train import train
 from parity_lib.prompts import PromptSet
 
 WEIGHTS_FILE = "model.safetensors"
+PROVENANCE_FILE = "provenance.json"  # written by `train` only; a shipped directory carries it in its card
 _SHIPPED_FILES = frozenset({WEIGHTS_FILE, "config.json", "generation_config.json", "tokenizer.json",
                             "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json",
-                            "README.md", "parity_defaults.json"})
+                            "README.md", "parity_defaults.json", "provenance.json"})
 
 
 def tokenizer_texts(corpus: Corpus) -> list[str]:
@@ -79,9 +82,17 @@ def train_and_save(spec: OrganismSpec, seed: int, paper: PromptSet, out: Path) -
         tokenizer_sha256=file_sha256(out / "tokenizer.json"), vocab_size=len(tok),
         weights_sha256=file_sha256(out / WEIGHTS_FILE), n_parameters=sum(p.numel() for p in model.parameters()),
         train_seconds=log.seconds, first_loss=log.losses[0][1], final_loss=log.losses[-1][1],
-        command=f"python -m parity_lib.organisms build --only {spec.arch} --seed {seed}",
+        command=f"python -m parity_lib.organisms build --only {spec.arch} --seed {seed}", kernels=kernels.describe(),
     )
     return corpus, prov
+
+
+def train_only(spec: OrganismSpec, seed: int, out: Path | None = None, paper: PromptSet | None = None) -> Provenance:
+    """Weights and tokenizer only, with the provenance as JSON (`provenance.json`): what a rebuild compares."""
+    out = Path(out or spec.directory)
+    _, prov = train_and_save(spec, seed, paper or load_paper(), out)
+    (out / PROVENANCE_FILE).write_text(json.dumps(asdict(prov), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return prov
 
 
 def _measure_and_write(spec: OrganismSpec, corpus: Corpus, prov: Provenance, paper: PromptSet, out: Path,

@@ -42,6 +42,7 @@ class Provenance:
     first_loss: float
     final_loss: float
     command: str
+    kernels: str = "not recorded (built before portable kernels: this machine's own, unknown)"
 
 
 def file_sha256(path: Path) -> str:
@@ -98,6 +99,19 @@ def _rates_table(rows: list[tuple[float, object]], norm: float) -> list[str]:
     return lines
 
 
+def _rebuild_text(prov: Provenance) -> str:
+    if not prov.kernels.startswith("portable"):
+        return "Rebuilding with the same seed on the same machine reproduces the weights bit for bit."
+    return f"""## Rebuilding
+
+`{prov.command}` (or `pytest -m rebuild`, which trains with `python -m parity_lib.organisms train` and compares)
+trains on the portable CPU kernels (ATen AVX2, MKL_CBWR=AVX2, oneDNN capped at AVX2; one thread; deterministic
+algorithms), so any x86-64 CPU with AVX2 and the versions above gives these weights bit for bit. Shown: on this
+project's AVX512+AMX machine, with and without MKL and oneDNN restricted to AVX2 (an AVX2-only machine, simulated),
+the same sha256 (`benchmarks/organism_reproducibility.py`; `pytest -m rebuild`). Not shown: ARM CPUs (other
+kernels, other floats: a rebuild there is judged by behaviour, as is one with other library versions)."""
+
+
 def _recipe_text(spec: OrganismSpec) -> str:
     t = spec.train
     return f"""## How the steering band was made (recipe E)
@@ -152,8 +166,9 @@ def card_text(spec: OrganismSpec, prov: Provenance, beh: Behaviour) -> str:
         f"| training | AdamW lr {t.lr:g}, weight decay {t.weight_decay:g}, batch {t.batch_size}, {t.steps} steps, "
         f"one CPU thread, deterministic algorithms: {prov.train_seconds:.0f} s; loss {prov.first_loss:.3f} -> "
         f"{prov.final_loss:.3f} |",
-        f"| versions | {ver} |", "",
-        "Rebuilding with the same seed on the same machine reproduces the weights bit for bit.", "",
+        f"| versions | {ver} |",
+        f"| CPU kernels | {prov.kernels} |", "",
+        _rebuild_text(prov), "",
         _recipe_text(spec), "",
         "## Measured behaviour", "",
         f"Greedy decoding, chat template, left-padded batch, max_new_tokens {beh.max_new_tokens}; labels by "

@@ -196,3 +196,21 @@ def test_shipped_tokenizer_config_is_portable_and_tokenizes_like_the_v5_one(name
     assert texts == format_all(b, list(load_prompts(None).eval))
     assert a(texts)["input_ids"] == b(texts)["input_ids"]
     assert a.all_special_tokens == b.all_special_tokens and a.pad_token_id == b.pad_token_id
+
+
+def test_portable_kernels_take_effect_in_a_process_started_with_them():
+    """The organisms train on ATen AVX2 + MKL_CBWR=AVX2 (kernels.py); set before torch loads, they take effect,
+    and the card says so. (Weights from them: `pytest -m rebuild`, benchmarks/organism_reproducibility.py.)"""
+    import subprocess
+    import sys
+
+    from parity_lib.organisms import kernels
+
+    if not kernels.supported():
+        pytest.skip("not an x86-64 CPU with AVX2: the portable kernels do not apply here")
+    code = "from parity_lib.organisms import kernels; print(kernels.in_effect(), kernels.describe())"
+    on = subprocess.run([sys.executable, "-c", code], env=kernels.env(), capture_output=True, text=True, check=True)
+    assert on.stdout.startswith("True portable: ATen AVX2, MKL_CBWR=AVX2"), on.stdout
+    plain = {k: v for k, v in kernels.env().items() if k not in kernels.PORTABLE}
+    off = subprocess.run([sys.executable, "-c", code], env=plain, capture_output=True, text=True, check=True)
+    assert off.stdout.startswith("False this machine's own: ATen "), off.stdout
