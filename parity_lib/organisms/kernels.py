@@ -54,5 +54,5 @@ def describe() -> str:
     if in_effect():
         return "portable: ATen AVX2, MKL_CBWR=AVX2, oneDNN ≤ AVX2 (the same floats on any x86-64 CPU with AVX2)"
     mkl = os.environ.get("MKL_CBWR", "auto")
-    return (f"this machine's own: ATen {torch.backends.cpu.get_cpu_capability()}, MKL_CBWR={mkl} ({platform.machine()}; "
-            f"a rebuild elsewhere gives other floats)")
+    return (f"this machine's own: ATen {torch.backends.cpu.get_cpu_capability()}, MKL_CBWR={mkl} "
+            f"({platform.machine()}; a rebuild elsewhere gives other floats)")
