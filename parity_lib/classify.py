@@ -38,7 +38,10 @@ class GarbledRules:
         return cls(**rules)
 
 
-_WORD = re.compile(r"[a-z0-9']+")
+# A word: letters and digits with at most one apostrophe-joined part (don't, i'm, model's). A chain such as
+# "'m'm'm'm" (a steered organism's broken output) is then the word "m'm" repeated, which the repeat rules see;
+# read as one long word, it passed every rule and was labelled normal.
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)?")
 
 
 def _normalise(text: str) -> str:

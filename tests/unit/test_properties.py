@@ -246,3 +246,16 @@ def test_label_ignores_whitespace_changes(text, gaps, edges):
        keywords=st.lists(st.text(max_size=6), max_size=4))
 def test_empty_or_whitespace_output_is_garbled(blank, keywords):
     assert classify(blank, [*keywords, ""], PROMPTS.garbled_rules) is Label.GARBLED
+
+
+@pytest.mark.parametrize("text", ["'m'm'm'm'm'm'm'm'm'm'm'm'm'm'm'm", "I'm sorry, but I cannot help with that." + "'m" * 12])
+def test_a_chain_of_apostrophe_joined_fragments_is_garbled(text):
+    """Seen on a steered organism past its band: one "word" under a letters-and-apostrophes reading, so no repeat
+    rule fired and the output was labelled normal. A word takes at most one apostrophe-joined part."""
+    assert label(text) is Label.GARBLED
+
+
+@pytest.mark.parametrize("text", ["I'm sorry, but I can't help with that.", "The model's answer isn't ready yet.",
+                                  "Rock'n'roll started in the fifties."])
+def test_contractions_and_possessives_stay_words(text):
+    assert label(text) is not Label.GARBLED
