@@ -248,7 +248,7 @@ def test_empty_or_whitespace_output_is_garbled(blank, keywords):
     assert classify(blank, [*keywords, ""], PROMPTS.garbled_rules) is Label.GARBLED
 
 
-@pytest.mark.parametrize("text", ["'m'm'm'm'm'm'm'm'm'm'm'm'm'm'm'm", "I'm sorry, but I cannot help with that." + "'m" * 12])
+@pytest.mark.parametrize("text", ["'m" * 16, "I'm sorry, but I cannot help with that." + "'m" * 12])
 def test_a_chain_of_apostrophe_joined_fragments_is_garbled(text):
     """Seen on a steered organism past its band: one "word" under a letters-and-apostrophes reading, so no repeat
     rule fired and the output was labelled normal. A word takes at most one apostrophe-joined part."""
