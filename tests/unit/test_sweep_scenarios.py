@@ -65,7 +65,9 @@ def test_the_organisms_window_holds_their_defaults_and_the_tools_coincide(tmp_pa
 def test_a_steerer_at_a_different_scale_is_named_with_its_ratio(tmp_path, dtype):
     done = sweep(tmp_path, "--parity-model", "qwen2-organism", "--parity-tools", "hooks,planted-scaled-1.5",
                  "--parity-steer-with", "same", "--parity-layers", "16", "--parity-dtype", dtype,
-                 "--parity-multipliers", "1.25,1.5,1.75,2,2.5,3,3.5,4")
+                 "--parity-multipliers", "1,1.2,1.4,1.6,1.8,2,2.2,2.5,3", "--parity-n-eval", "20")
+    # the organism's rising edge (hooks: 30% at ×1.8, 75% at ×2) finely, over 20 prompts: at 10 prompts and a
+    # grid from ×1.25 the ratio's interval reached 0.98 (measured): too few prompts to tell 1.5 from 1
     assert done.returncode != 0, "a shifted dose-response must fail the sweep"
     swept = report(tmp_path)
     scale = swept["layers"][0]["pairs"][0]["scale"]
