@@ -187,16 +187,18 @@ def _no_section_e_action(line: str) -> None:
 
 
 def test_a_tool_that_passes_the_gate_then_extracts_another_layer_is_named(tmp_path):
-    """Right in preflight and the gate, layer L+1 in the study: cosines inside the protocol's grey zone on Qwen2,
-    study tests failing. The first line names the disagreement and the failed tests, never a Section E action, and
-    the tool is never validated; the junit property and the HTML summary carry the same line."""
+    """Right in preflight and the gate, layer L+1 in the study: cosines inside the protocol's grey zone on the Gemma2
+    organism (layers 16 and 17: 0.9869; on the Qwen2 organism they are 0.94, below the divergence bar, which
+    is NOT CLEAR TO PROCEED), study tests failing. The first line names the disagreement and the failed tests,
+    never a Section E action, and the tool is never validated; the junit property and the HTML summary carry
+    the same line."""
     done = study(tmp_path, "--parity-tools", "hooks,nnsight,planted-neighbour-in-study",
-                 "--parity-model", "qwen2-organism", marker="preflight or study")
+                 "--parity-model", "gemma2-organism", marker="preflight or study")
     assert done.returncode != 0, done.stdout[-3000:]
     report = _report(tmp_path)
     line = report["headline"]["text"]
-    assert "TOOLS DISAGREE (below the protocol's divergence bar): qwen2-organism:" in line, line
-    assert "PROTOCOL TESTS FAILED: test_directions_agree_across_tools[qwen2-organism-" in line, line
+    assert "TOOLS DISAGREE (below the protocol's divergence bar): gemma2-organism:" in line, line
+    assert "PROTOCOL TESTS FAILED: test_directions_agree_across_tools[gemma2-organism-" in line, line
     assert "≤ 0.99" in line, line  # the number against its bar, from the test's own message
     _no_section_e_action(line)
     assert "planted-neighbour-in-study" in report["headline"]["blocked_tools"], report["headline"]

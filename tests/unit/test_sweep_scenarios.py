@@ -87,6 +87,7 @@ def test_write_defaults_gives_a_directory_model_its_layer_and_multiplier(tmp_pat
     (model / "parity_defaults.json").unlink()
     card = json.loads((MODELS_DIR / "qwen2-organism" / "parity_defaults.json").read_text())
     default, (low, high) = card["multiplier"]["target_to_final"], card["coherent_band"]["target_to_final"]
+    assert low <= default <= high
     done = sweep(tmp_path, "--parity-model", f"{model}:8:1", "--parity-layers", "16", "--parity-write-defaults",
                  "--parity-tools", "hooks,nnsight",
                  "--parity-multipliers", f"{low / 2:.3g},{low},{default},{high * 2:.3g}")
@@ -94,7 +95,10 @@ def test_write_defaults_gives_a_directory_model_its_layer_and_multiplier(tmp_pat
     written = json.loads((model / "parity_defaults.json").read_text())
     rec = report(tmp_path)["models"]["my-qwen"]["recommendation"]
     assert (written["layer"], written["multiplier"]["target_to_final"]) == (rec["layer"], rec["multiplier"]), written
-    assert rec["layer"] == 16 and low <= rec["multiplier"] <= high, (rec, low, high)  # the organism's band at 16
+    # the recommendation lies in every tool's working window at its layer (which layer wins depends on the organism:
+    # the rebuilt Qwen2 already refuses at ×1–1.23 on layer 8 in this short setting)
+    chosen = next(s for s in report(tmp_path)["layers"] if s["layer"] == rec["layer"])
+    assert rec["layer"] in (8, 16) and all(rec["multiplier"] in w for w in chosen["windows"].values()), (rec, chosen)
     spec = parse_model(str(model))  # what the next `pytest -m study --parity-model DIR` runs with
-    assert (spec.layer, spec.multiplier_for("target_to_final")) == (16, rec["multiplier"])
+    assert (spec.layer, spec.multiplier_for("target_to_final")) == (rec["layer"], rec["multiplier"])
     assert "defaults for my-qwen:" in done.stdout
