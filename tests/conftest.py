@@ -10,7 +10,8 @@ pytest_plugins = ["pytester"]
 def pytest_configure(config: pytest.Config) -> None:
     """Under xdist, the runs a test starts (`python -m pytest …` subprocesses) get this worker's share of the
     cores, as the worker itself does: two workers on 2 cores, each starting a 2-thread run, would put 3–4
-    busy threads on 2 cores (measured in CI: a SmolLM2 study that takes ~5 min alone passed 20 min)."""
+    busy threads on 2 cores (the whole test command took 68 min here, 80 min in CI where a SmolLM2 study passed its 20-minute
+    timeout; with the share, 19 min here)."""
     import os
 
     workerinput = getattr(config, "workerinput", None)
