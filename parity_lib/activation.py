@@ -44,5 +44,9 @@ def _share_cores(config: pytest.Config) -> None:
         return
     import torch
 
-    share = max(1, (os.cpu_count() or 1) // max(1, int(workerinput.get("workercount", 1))))
-    torch.set_num_threads(min(torch.get_num_threads(), share))
+    torch.set_num_threads(min(torch.get_num_threads(), core_share(workerinput)))
+
+
+def core_share(workerinput: dict) -> int:
+    """One xdist worker's share of the cores: cores // workers, at least 1."""
+    return max(1, (os.cpu_count() or 1) // max(1, int(workerinput.get("workercount", 1))))

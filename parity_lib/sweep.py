@@ -193,13 +193,16 @@ class SweepStore:
         """Layer `layer`'s direction from disk, else extracted with every other layer of the sweep that is not on
         disk, in one forward pass per tool (`extract_layers`), each written to its own file."""
         name = lm.spec.name
-        path = direction_path(self.results_dir, name, layer, tool, repeat)
-        cached = current_record(path, self.key(self.at(lm, layer), tool, f"direction-r{repeat}"))
+
+        def on_disk(x: int) -> dict[str, Any] | None:
+            return current_record(direction_path(self.results_dir, name, x, tool, repeat),
+                                  self.key(self.at(lm, x), tool, f"direction-r{repeat}"))
+
+        cached = on_disk(layer)
         if cached is not None and (not self.fresh or (name, tool, repeat) in self._extracted):
             return cached
         layers = [x for x in resolve_layers(self.settings.layers, lm.n_layers, lm.spec.layer)
-                  if self.fresh or current_record(direction_path(self.results_dir, name, x, tool, repeat),
-                                                  self.key(self.at(lm, x), tool, f"direction-r{repeat}")) is None]
+                  if self.fresh or on_disk(x) is None]
         layers = sorted(set(layers) | {layer})
         started = time.perf_counter()
         found = extract_directions(lm, tool, self.prompts, layers)

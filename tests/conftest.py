@@ -9,17 +9,18 @@ pytest_plugins = ["pytester"]
 
 def pytest_configure(config: pytest.Config) -> None:
     """Under xdist, the runs a test starts (`python -m pytest …` subprocesses) get this worker's share of the
-    cores, as the worker itself does: two workers on 2 cores, each starting a 2-thread run, would put 3–4
-    busy threads on 2 cores (the whole test command took 68 min here, 80 min in CI where a SmolLM2 study passed its 20-minute
-    timeout; with the share, 19 min here)."""
+    cores, as the worker itself does: two workers on 2 cores, each starting a 2-thread run, would put 3–4 busy
+    threads on 2 cores (the whole test command took 68 min here and 80 min in CI, where a SmolLM2 study passed
+    its 20-minute timeout; with the share, 16.5–19 min here)."""
     import os
+
+    from parity_lib.activation import core_share
 
     workerinput = getattr(config, "workerinput", None)
     if workerinput is None or os.environ.get("PARITY_KEEP_THREADS"):
         return
-    share = max(1, (os.cpu_count() or 1) // max(1, int(workerinput.get("workercount", 1))))
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(name, str(share))
+        os.environ.setdefault(name, str(core_share(workerinput)))
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,7 @@ def _parser() -> argparse.ArgumentParser:
     for cmd in (build, train):
         cmd.add_argument("--seed", type=int, default=DEFAULT_SEED, help="corpus, init and sampling seed")
         cmd.add_argument("--native-kernels", action="store_true",
-                         help="train on this CPU's own kernels (faster nowhere measured; not reproducible elsewhere)")
+                         help="train on this CPU's own kernels (no faster measured; the weights differ on other CPUs)")
     sub.add_parser("measure", help="re-measure shipped weights, rewrite card and defaults (no training)")
     for cmd in sub.choices.values():
         cmd.add_argument("--only", choices=sorted(SPECS), help="one organism (default: both)")
