@@ -34,6 +34,25 @@ def activate(config: pytest.Config) -> None:
     config.stash[RUN_KEY] = ParityRun.from_config(config)
     config.pluginmanager.register(config.stash[RUN_KEY], "parity-run")
     _share_cores(config)
+    _sigterm_as_interrupt()
+
+
+def _sigterm_as_interrupt() -> None:
+    """SIGTERM (what SLURM sends at a time limit or preemption, what `kill` sends) ends the run as Ctrl-C does:
+    finished cycles stay on disk and the report says [INTERRUPTED]. Only where nobody set a handler already."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+        raise KeyboardInterrupt("SIGTERM")
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def _share_cores(config: pytest.Config) -> None:

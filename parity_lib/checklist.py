@@ -36,9 +36,15 @@ class CheckResult:
 
 
 def _run(extractor: Extractor, lm: LoadedModel, batch: Batch, layer: int) -> Activations | str:
+    """The extractor's activations, or why it crashed (a failed check). A fault of the machine (out of memory,
+    a CUDA error) is not the tool's: it propagates, and the check is *not run* (`faults.py`)."""
+    from .faults import classify
+
     try:
         return extractor.extract(lm, batch, layer)
     except Exception as exc:  # a crashing extractor fails the check; the message keeps the cause
+        if classify(exc) is not None:
+            raise
         return f"{extractor.name} raised {type(exc).__name__}: {exc}"
 
 

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 import torch
 
+from . import memory
 from .classify import GarbledRules, classify
 from .directions import Direction, diff_of_means
 from .errors import ConfigError, DeviceOutOfMemoryError
@@ -123,39 +124,81 @@ def extract_directions(lm: LoadedModel, tool: str, prompts: PromptSet, layers: S
             for layer, acts in extract_layers(get_extractor(tool), lm, batch, list(layers)).items()}
 
 
+def prompt_width(lm: LoadedModel, prompts: Sequence[str]) -> int:
+    """The padded prompt length of `prompts` on this model (its chat template included)."""
+    return int(lm.encode(list(prompts)).input_ids.shape[1])
+
+
 def generate_tokens(lm: LoadedModel, steerer_name: str, spec: SteeringSpec, prompts: Sequence[str],
                     max_new_tokens: int, batch_size: int = 0,
                     generation: str = "eager") -> tuple[list[list[int]], dict[str, Any]]:
-    """Greedy continuations of chat-formatted `prompts` under `spec` (up to and including EOS), in batches
-    of `batch_size` (0: one batch), and how the generation ran (the reference steerer may run compiled
-    once proven: `steering/compiled.py`). The study and the organisms' measurement both generate here."""
+    """Greedy continuations of chat-formatted `prompts` under `spec` (up to and including EOS), in as many calls
+    as the device's memory needs (`memory.plan`; `batch_size` caps the prompts per call), and how the generation
+    ran (the reference steerer may run compiled once proven: `steering/compiled.py`). The study and the
+    organisms' measurement both generate here."""
     steerer = get_steerer(steerer_name)
     how: dict[str, Any] = {"path": "eager (dynamic cache)", "tried": False, "proof": f"{steerer_name}'s own steering"}
-    size = batch_size or len(prompts)
-    tokens: list[list[int]] = []
-    for start in range(0, len(prompts), size):
-        batch = lm.encode(prompts[start:start + size])
+    plan = memory.plan(lm, len(prompts), prompt_width(lm, prompts), max_new_tokens, at_most=batch_size)
+
+    def call(chunk: Sequence[str]) -> list[list[int]]:
+        nonlocal how
+        batch = lm.encode(list(chunk))
         generator = steerer
         if steerer_name == "hooks":
             generator, how = reference_generation(lm, batch, spec, max_new_tokens, generation)
         out = generator.generate(lm, batch, spec, max_new_tokens)
-        tokens.extend(_strip(row.tolist(), lm.tokenizer) for row in out)
-    return tokens, how
+        return [_strip(row.tolist(), lm.tokenizer) for row in out]
+
+    tokens, calls = memory.in_calls(list(prompts), plan.rows_per_call, call, f"{lm.spec.name}: generating",
+                                    plan.row_bytes, str(lm.device))
+    return tokens, {**how, "plan": {**plan.to_dict(), "calls_made": calls}}
 
 
 def generate_packed_tokens(lm: LoadedModel, specs: Sequence[SteeringSpec], prompts: Sequence[str],
-                           max_new_tokens: int, batch_size: int = 0) -> list[list[list[int]]]:
-    """`generate_tokens` through the reference steerer for several specs at once: each chunk of prompts is
-    stacked once per spec into one generate call. One list of continuations per spec."""
-    from .steering.hooks import generate_packed
+                           max_new_tokens: int, batch_size: int = 0,
+                           firing: bool = False) -> tuple[list[list[list[int]]], dict[str, Any]]:
+    """`generate_tokens` through the reference steerer for several specs at once: the prompts stacked once per
+    spec (block-major), each row steered by its own spec's m·v, in as many calls as the plan needs (one when
+    everything fits; `batch_size` caps the prompts per spec and call). One list of continuations per spec,
+    and the plan it ran under (with the calls it made: more than planned after an out-of-memory)."""
+    from .steering.hooks import generate_with_rows
 
-    size = batch_size or len(prompts)
-    tokens: list[list[list[int]]] = [[] for _ in specs]
-    for start in range(0, len(prompts), size):
-        batch = lm.encode(prompts[start:start + size])
-        for mine, out in zip(tokens, generate_packed(lm, batch, specs, max_new_tokens)):
-            mine.extend(_strip(row.tolist(), lm.tokenizer) for row in out)
-    return tokens
+    rows = [(s, p) for s in range(len(specs)) for p in range(len(prompts))]
+    at_most = batch_size * len(specs) if batch_size else 0
+    plan = memory.plan(lm, len(rows), prompt_width(lm, prompts), max_new_tokens, firing=firing, at_most=at_most)
+    vectors = [spec.vector(lm.dtype, lm.device) for spec in specs]
+
+    def call(chunk: Sequence[tuple[int, int]]) -> list[list[int]]:
+        batch = lm.encode([prompts[p] for _, p in chunk])
+        table = torch.stack([vectors[s] for s, _ in chunk])[:, None, :]
+        out = generate_with_rows(lm, batch, specs[0], table, max_new_tokens)
+        return [_strip(row.tolist(), lm.tokenizer) for row in out]
+
+    flat, calls = memory.in_calls(rows, plan.rows_per_call, call, f"{lm.spec.name}: {len(specs)} packed blocks",
+                                  plan.row_bytes, str(lm.device))
+    n = len(prompts)
+    return [flat[i * n:(i + 1) * n] for i in range(len(specs))], {**plan.to_dict(), "calls_made": calls}
+
+
+def steered_logits_top(lm: LoadedModel, steerer_name: str, spec: SteeringSpec,
+                       prompts: Sequence[str]) -> dict[str, Any]:
+    """Top next-token logits of every prompt under `spec` (one forward, split as the device's memory needs)."""
+    steerer = get_steerer(steerer_name)
+    plan = memory.plan(lm, len(prompts), prompt_width(lm, prompts), 0)
+    if plan.calls == 1:
+        logits = steerer.logits(lm, lm.encode(list(prompts)), spec)
+    else:
+        parts, _ = memory.in_calls(list(prompts), plan.rows_per_call,
+                                   lambda chunk: [steerer.logits(lm, lm.encode(list(chunk)), spec)],
+                                   f"{lm.spec.name}: steered logits", plan.row_bytes, str(lm.device))
+        logits = torch.cat(parts)
+    if not torch.isfinite(logits).all() and lm.dtype == torch.float16:
+        from .errors import ModelOverflowError
+
+        raise ModelOverflowError(
+            f"FLOAT16 OVERFLOW on {lm.spec.name} under steering (×{spec.multiplier:g} from layer {spec.layers[0]}): "
+            f"the steered logits are NaN/Inf; rerun with --parity-dtype bfloat16 or float32")
+    return _top(logits)
 
 
 def _top(logits: torch.Tensor) -> dict[str, Any]:
@@ -177,8 +220,7 @@ def steer_eval(lm: LoadedModel, steerer_name: str, spec: SteeringSpec, prompts: 
     evals = list(prompts.eval[: settings.n_eval or None])
     tokens, how = generate_tokens(lm, steerer_name, spec, evals, settings.max_new_tokens, settings.gen_batch_size,
                                   settings.generation)
-    full = lm.encode(evals)
-    return tokens, _top(get_steerer(steerer_name).logits(lm, full, spec)), how
+    return tokens, steered_logits_top(lm, steerer_name, spec, evals), how
 
 
 def unsteered_eval(lm: LoadedModel, prompts: PromptSet, settings: StudySettings) -> dict[str, Any]:
@@ -209,11 +251,14 @@ def _spec(lm: LoadedModel, direction: Direction, settings: StudySettings) -> Ste
     return SteeringSpec.build(direction.unit, lm.spec.layer, lm.n_layers, settings.multiplier_for(lm), settings.scope)
 
 
-def _out_of_memory(what: str, settings: StudySettings) -> DeviceOutOfMemoryError:
+def _out_of_memory(what: str, lm: LoadedModel) -> DeviceOutOfMemoryError:
+    """A machine fault, not a tool's: what ran out, and the device's figures (the generate calls were already
+    split to fit; an extraction or a forward is one batch of the contrastive prompts)."""
+    free = memory.free_bytes(lm.device)
+    weights = lm.extras.get("weights_bytes") or memory.weights_bytes(lm.model)
     return DeviceOutOfMemoryError(
-        f"{what}: out of device memory; lower --parity-gen-batch-size (now {settings.gen_batch_size or 'all'}) or "
-        f"--parity-max-new-tokens, use --parity-packing none (one tool per generate call) or "
-        f"--parity-dtype bfloat16")
+        f"{what}: out of device memory (weights {memory.gib(weights)} GiB, {memory.gib(free)} GiB free on "
+        f"{lm.device})")
 
 
 def _result(lm: LoadedModel, tool: str, repeat: int, direction: Direction, spec: SteeringSpec, steerer: str,
@@ -236,7 +281,7 @@ def run_cycle(lm: LoadedModel, tool: str, prompts: PromptSet, settings: StudySet
         steerer = steering_tool(tool) if settings.steer_with == "same" else "hooks"
         tokens, logits_top, how = steer_eval(lm, steerer, spec, prompts, settings)
     except torch.cuda.OutOfMemoryError:
-        raise _out_of_memory(f"{lm.spec.name}/{tool} r{repeat}", settings) from None
+        raise _out_of_memory(f"{lm.spec.name}/{tool} r{repeat}", lm) from None
     done = time.perf_counter()
     return _result(lm, tool, repeat, direction, spec, steerer, tokens, logits_top, how, prompts, settings,
                    {"extract_s": extracted - start, "generate_s": done - extracted,
@@ -262,7 +307,7 @@ def _directions(lm: LoadedModel, tools: Sequence[str], prompts: PromptSet, setti
         try:
             direction = extract_direction(lm, tool, prompts)
         except torch.cuda.OutOfMemoryError:
-            out.cycles[tool] = _out_of_memory(f"{lm.spec.name}/{tool} r{repeat}", settings)
+            out.cycles[tool] = _out_of_memory(f"{lm.spec.name}/{tool} r{repeat}", lm)
             continue
         except Exception as exc:
             out.cycles[tool] = exc
@@ -294,20 +339,21 @@ def run_repeat(lm: LoadedModel, tools: Sequence[str], prompts: PromptSet, settin
         specs.append(SteeringSpec.build(zero, lm.spec.layer, lm.n_layers, 0.0, settings.scope))
     started = time.perf_counter()
     evals = list(prompts.eval[: settings.n_eval or None])
-    one_call = not settings.gen_batch_size or settings.gen_batch_size >= len(evals)
+    at_most = settings.gen_batch_size * len(specs) if settings.gen_batch_size else 0
+    one_call = memory.plan(lm, len(specs) * len(evals), prompt_width(lm, evals), settings.max_new_tokens, firing=True,
+                           at_most=at_most).calls == 1
     try:
         with ExitStack() as stack:
             if firing and one_call and names:
                 from .steering.firing import record_packed_firing
 
                 log = stack.enter_context(record_packed_firing(lm, specs, len(evals)))
-            tokens = generate_packed_tokens(lm, specs, evals, settings.max_new_tokens, settings.gen_batch_size)
+            tokens, plan = generate_packed_tokens(lm, specs, evals, settings.max_new_tokens, settings.gen_batch_size,
+                                                  firing=firing and one_call and bool(names))
         generated = time.perf_counter()
-        full = lm.encode(evals)
-        reference = get_steerer("hooks")
-        tops = [_top(reference.logits(lm, full, ready[t][1])) for t in names]
+        tops = [steered_logits_top(lm, "hooks", ready[t][1], evals) for t in names]
     except torch.cuda.OutOfMemoryError:
-        error = _out_of_memory(f"{lm.spec.name} r{repeat} ({len(specs)} blocks in one batch)", settings)
+        error = _out_of_memory(f"{lm.spec.name} r{repeat} ({len(specs)} packed blocks)", lm)
         if baseline:
             raise error from None
         out.cycles.update({t: error for t in names})
@@ -320,16 +366,17 @@ def run_repeat(lm: LoadedModel, tools: Sequence[str], prompts: PromptSet, settin
     generate_s, logits_s = generated - started, time.perf_counter() - generated
     blocks = [*names, *(["unsteered"] if baseline else [])]
     how = {"path": "eager (dynamic cache), each repeat's tools packed in one batch", "tried": False,
-           "proof": f"--parity-packing tools: {len(blocks)} blocks of {settings.gen_batch_size or len(evals)} "
-                    f"rows per generate call, each steered by its own tool's direction",
-           "packed_with": blocks}
+           "proof": f"--parity-packing tools: {len(blocks)} blocks of {len(evals)} rows in {plan['calls_made']} "
+                    f"generate call(s) of ≤ {plan['rows_per_call']} rows (sized to the device's free memory), "
+                    f"each row steered by its own tool's direction",
+           "packed_with": blocks, "plan": plan}
     share = (generate_s + logits_s) / len(blocks)
     for tool, rows, top in zip(names, tokens, tops):
         direction, spec, extract_s = ready[tool]
         out.cycles[tool] = _result(lm, tool, repeat, direction, spec, "hooks", rows, top, how, prompts, settings,
                                    {"extract_s": extract_s, "generate_s": share, "total_s": extract_s + share,
                                     "packed_generate_s": generate_s})
-    if firing and one_call and names:
+    if firing and one_call and names and plan["calls_made"] == 1:
         out.firing = {"log": log, "spec": specs[0], "steps": max(len(row) for block in tokens for row in block),
                       "steered_rows": len(names) * len(evals), "blocks": blocks, "repeat": repeat}
     if baseline:

@@ -44,7 +44,12 @@ class NonFiniteActivationError(ParityError):
 
 
 class DeviceOutOfMemoryError(ParityError):
-    """The device ran out of memory while running a cycle."""
+    """The device ran out of memory (or a model's weights cannot fit it): a fault of the machine, not a tool's."""
+
+
+class ModelOverflowError(NonFiniteActivationError):
+    """The model's own forward (no tool involved) gives NaN/Inf in this dtype: float16's range (65504) exceeded.
+    A fault of the dtype, not a tool's."""
 
 
 class ModelStateError(ParityError):

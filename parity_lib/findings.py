@@ -10,6 +10,8 @@
   then compares nothing, and "steers best" means nothing.
 * **over-steered**: every tool garbles most outputs.
 * **test failed**: a preflight or study test failed or errored; its message carries the number and its bar.
+* **not run**: a fault of the machine stopped a check or cycle (out of memory, a dtype's overflow, a CUDA error,
+  a full disk: `faults.py`); it is about the machine, never about a tool.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ CHECK = "check failed"
 NO_EFFECT = "no effect"
 OVER = "over-steered"
 TEST = "test failed"
+NOT_RUN = "not run"
 # Findings about the tools (they block a tool from being "validated" and fail the run); the behavioural ones
 # are about the setting (layer, multiplier), not about a tool.
 ABOUT_TOOLS = (STEERING, DIVERGING, DISAGREE, CHECK, TEST)
@@ -54,7 +57,9 @@ def findings(models: Mapping[str, Mapping[str, Any]], checklist_entries: Sequenc
     for model, summary in sorted(models.items()):
         out += _behaviour(model, summary, (baselines or {}).get(model))
     out += [Finding(TEST, str(t.get("model") or ""), f"{t['test']}: {t['message']}", tuple(t.get("tools") or ()))
-            for t in failed_tests]
+            for t in failed_tests if not t.get("fault")]
+    out += [Finding(NOT_RUN, str(t.get("model") or ""), f"{t['test']}: {t['fault']['title']}")
+            for t in failed_tests if t.get("fault")]
     return out
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from .findings import CHECK, DISAGREE, DIVERGING, NO_EFFECT, OVER, STEERING, TEST, Finding, blamed, findings
+from .findings import CHECK, DISAGREE, DIVERGING, NO_EFFECT, NOT_RUN, OVER, STEERING, TEST, Finding, blamed, findings
 from .outcome import Decision
 
 # What the verdict is about, in front of it (after any [INTERRUPTED]/[PARTIAL] caveat): a reader who stops at
@@ -55,6 +55,8 @@ def next_step(head: Headline, decision: Decision, run: Mapping[str, Any] | None 
     test models the real-model run comes first and Section E's action (written for real models) is not given
     as an instruction; a divergence is investigated before anything proceeds."""
     run = run or {}
+    if any(f.kind == NOT_RUN for f in head.findings):
+        return fault_step(head)
     same = "the same command" + (" without --parity-fresh" if run.get("fresh") else "")
     first = ""
     if run.get("interrupted"):
@@ -155,6 +157,9 @@ def headline(decision: Decision, models: Mapping[str, Mapping[str, Any]],
              baselines: Mapping[str, Mapping[str, Any]] | None = None,
              failed_tests: Sequence[Mapping[str, Any]] = ()) -> Headline:
     found = findings(models, checklist_entries, steer_with, baselines, failed_tests)
+    faults = [t["fault"] for t in failed_tests if t.get("fault")]
+    if faults:
+        return _fault_headline(found, faults, run, tools)
     text = _lead(found, decision)
     failed = [f for f in found if f.kind == TEST]
     if failed:
@@ -169,6 +174,29 @@ def headline(decision: Decision, models: Mapping[str, Mapping[str, Any]],
     if caveats:
         text = f"[{'; '.join(caveats)}] {text}"
     return Headline(text, tuple(found), tuple(caveats), tuple(blamed(found, tools)))
+
+
+def _fault_headline(found: Sequence[Finding], faults: Sequence[Mapping[str, Any]], run: Mapping[str, Any],
+                    tools: Sequence[str]) -> Headline:
+    """A fault of the machine leads, with what to do; no tool is blamed for it and no Section E action is given
+    (the rules need the data the machine could not produce). Failed tests of the tools themselves follow it."""
+    from .faults import summary
+
+    text = summary(list(faults))
+    failed = [f for f in found if f.kind == TEST]
+    if failed:
+        text = f"{text} — and {_failed_tests(failed)}"
+    caveats = ["INTERRUPTED"] if run.get("interrupted") else []
+    if caveats:
+        text = f"[{'; '.join(caveats)}] {text}"
+    return Headline(text, tuple(found), tuple(caveats), tuple(blamed(found, tools)))
+
+
+def fault_step(head: Headline) -> str:
+    """What to do after a fault of the machine: its remedy, then the same command (finished cycles are reused)."""
+    return ("Fix the machine first (the first line says how), then rerun the same command: finished cycles are "
+            "reused and only what was not run is computed. No tool was judged on what did not run, and Section "
+            "E's action waits for a complete run.")
 
 
 def _lead(found: Sequence[Finding], decision: Decision) -> str:

@@ -43,14 +43,24 @@ def activation_scale(lm: LoadedModel, prompts: PromptSet) -> dict[str, Any]:
     texts = [format_chat(lm.tokenizer, p, lm.spec.system_prompt) for p in [*prompts.harmful, *prompts.harmless]]
     batch = encode(lm.tokenizer, texts, templated=lm.templated, device=lm.device)
     store: list[torch.Tensor] = []
-    handle = lm.layers[lm.spec.layer].register_forward_hook(
-        lambda m, a, out: store.append((out if isinstance(out, torch.Tensor) else out[0]).detach()))
+    finite: list[torch.Tensor] = []  # per layer, read once after the forward
+    mask = batch.attention_mask.bool()
+
+    def seen(module: Any, args: Any, out: Any) -> None:
+        out = out if isinstance(out, torch.Tensor) else out[0]
+        finite.append(torch.isfinite(out[mask]).all())
+        if len(finite) == lm.spec.layer + 1:
+            store.append(out.detach())
+
+    handles = [layer.register_forward_hook(seen) for layer in lm.layers]
     try:
         with torch.no_grad():
             lm.model(**batch.model_inputs(), use_cache=False)
     finally:
-        handle.remove()
-    real = store[0][batch.attention_mask.bool()].abs().float()  # [real tokens, H]
+        for handle in handles:
+            handle.remove()
+    _refuse_overflow(lm, torch.stack(finite).tolist())
+    real = store[0][mask].abs().float()  # [real tokens, H]
     median = float(real.median())
     per_dim = real.amax(dim=0)
     order = torch.argsort(per_dim, descending=True)
@@ -59,3 +69,20 @@ def activation_scale(lm: LoadedModel, prompts: PromptSet) -> dict[str, Any]:
             "max_over_median": float(per_dim.max()) / median if median else None,
             "massive_dims": massive, "massive_rule": f"max |x| > {MASSIVE:g}× the median |x|",
             "n_tokens": int(real.shape[0])}
+
+
+def _refuse_overflow(lm: LoadedModel, finite: list[bool]) -> None:
+    """The model's own forward must stay finite in this dtype: a layer that overflows (float16's largest value
+    is 65504; Gemma-2's residual stream exceeds it) makes every tool's numbers NaN alike, which no check may
+    read as a tool's fault."""
+    from .errors import ModelOverflowError
+
+    if all(finite):
+        return
+    first = finite.index(False)
+    dtype = str(lm.dtype).removeprefix("torch.")
+    fix = ("rerun with --parity-dtype bfloat16 (a GPU that has it: A10G, L4, A100, H100, RTX 30xx/40xx) or "
+           "--parity-dtype float32" if dtype == "float16" else "rerun with --parity-dtype float32")
+    raise ModelOverflowError(
+        f"{dtype.upper()} OVERFLOW on {lm.spec.name} from layer {first}: the model's own forward (no tool) gives "
+        f"NaN/Inf there on the contrastive prompts; {fix}")

@@ -8,6 +8,7 @@ when the caller asks for it.
 from __future__ import annotations
 
 import json
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -85,7 +86,8 @@ class LoadedModel:
                 "device": str(self.device), "attn_implementation": self.attn_implementation,
                 "architecture": type(self.model).__name__, "n_layers": self.n_layers,
                 "hidden_size": self.hidden_size, "system_prompt": self.spec.system_prompt,
-                "behaviour_meaningful": self.spec.kind == "pretrained"}
+                "behaviour_meaningful": self.spec.kind == "pretrained",
+                **({"memory_plan": self.extras["memory_plan"]} if "memory_plan" in self.extras else {})}
 
 
 def _organism_spec(name: str, note: str) -> ModelSpec:
@@ -257,13 +259,62 @@ def replaced_forward(module: nn.Module, wrap: Callable[[Callable], Callable]) ->
 _LOADED: dict[tuple, LoadedModel] = {}  # the process's one model cache (the suite's and its self-tests')
 
 
-def load_once(spec: ModelSpec, dtype: str = "float32", device: str = "cpu", **options: Any) -> LoadedModel:
+def load_once(spec: ModelSpec, dtype: str = "float32", device: str = "cpu", *,
+              on_wait: Callable[[str], None] = lambda line: None, work: tuple[int, int] = (0, 0),
+              **options: Any) -> LoadedModel:
     """`load`, once per process for the same arguments: every test of a model shares its weights (and the
-    tool wrappers kept in its `extras`)."""
+    tool wrappers kept in its `extras`). On a GPU, a model that does not fit beside the ones this process
+    holds replaces them, and the device is booked (`gpu_share`): a process whose model does not fit beside
+    another process's waits for its turn (`on_wait` hears it once). `work`: (rows, new tokens) of the widest
+    generate call the caller will make, booked beside the weights."""
     key = (repr(spec), dtype, device, tuple(sorted(options.items())))
     if key not in _LOADED:
-        _LOADED[key] = load(spec, dtype, device, **options)
+        on_gpu = torch.device(device).type == "cuda"
+        booking = _make_room(spec, dtype, device, options, on_wait, work) if on_gpu else None
+        try:
+            _LOADED[key] = load(spec, dtype, device, **options)
+        except BaseException:
+            if booking is not None:
+                booking.release()
+            raise
+        _LOADED[key].extras["booking"] = booking
     return _LOADED[key]
+
+
+def _make_room(spec: ModelSpec, dtype: str, device: str, options: dict[str, Any],
+               on_wait: Callable[[str], None], work: tuple[int, int]) -> Any:
+    """Drop this process's models that do not fit beside the new one, then book the device (`gpu_share`) for
+    the weights and the widest call in one piece (at least a few rows' worth)."""
+    from . import gpu_share, memory
+
+    remote = bool(options.get("trust_remote_code"))
+    config = memory.config_of(spec, allow_network=bool(options.get("allow_network")), trust_remote_code=remote)
+    need = memory.estimate_weights(config, DTYPES[dtype], trust_remote_code=remote)
+    rows, new_tokens = work
+    per_row = memory.row_cost(config, DTYPES[dtype], memory.TYPICAL_PROMPT, new_tokens).total if config else 0
+    working = max(rows * per_row, need // 8) + memory.RESERVE
+    dev = torch.device(device)
+    card = memory.card_bytes(dev.index if dev.index is not None else torch.cuda.current_device())
+    mine = [k for k, lm in _LOADED.items() if lm.device == dev]
+    held = sum(_LOADED[k].extras.get("weights_bytes", 0) for k in mine)
+    if mine and held + need + working > card:
+        for k in mine:
+            drop(k)
+    wanted = min(card, need + working)
+    who = f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')} {spec.name}"
+    return gpu_share.book(dev, wanted, who, on_wait)
+
+
+def drop(key: tuple) -> None:
+    """Forget a loaded model and give its device memory and its booking back."""
+    from .memory import release
+
+    lm = _LOADED.pop(key)
+    booking = lm.extras.pop("booking", None)
+    del lm
+    release()
+    if booking is not None:
+        booking.release()
 
 
 def load(spec: ModelSpec, dtype: str = "float32", device: str = "cpu", *, seed: int = 0,
@@ -272,6 +323,8 @@ def load(spec: ModelSpec, dtype: str = "float32", device: str = "cpu", *, seed: 
     if dtype not in DTYPES:
         raise ModelSpecError(f"--parity-dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
     torch_dtype = DTYPES[dtype]
+    if torch.device(device).type == "cuda":
+        _refuse_if_too_large(spec, torch_dtype, device, allow_network, trust_remote_code)
     if spec.kind in ("random", "shape"):
         model, tok = _build_random(spec, torch_dtype, device, seed, attn_implementation)
     else:
@@ -282,7 +335,28 @@ def load(spec: ModelSpec, dtype: str = "float32", device: str = "cpu", *, seed: 
     loaded = LoadedModel(spec, model, tok, torch_dtype, torch.device(device), layers_path,
                          str(getattr(model.config, "_attn_implementation", "unknown")))
     check_layer(loaded, spec.layer)
+    from .memory import weights_bytes
+
+    loaded.extras["weights_bytes"] = weights_bytes(model)
     return loaded
+
+
+def _refuse_if_too_large(spec: ModelSpec, torch_dtype: torch.dtype, device: str, allow_network: bool,
+                         trust_remote_code: bool) -> None:
+    """A model whose weights alone exceed the device's free memory is refused before loading, with the figures
+    (offloading layers to the host would put accelerate's own hooks between every tool and the modules)."""
+    from .errors import DeviceOutOfMemoryError
+    from .memory import config_of, estimate_weights, free_bytes, gib
+
+    config = config_of(spec, allow_network=allow_network, trust_remote_code=trust_remote_code)
+    need = estimate_weights(config, torch_dtype, trust_remote_code=trust_remote_code)
+    free = free_bytes(device)
+    if need and need > free:
+        smaller = (" (bfloat16 halves it: --parity-dtype bfloat16)" if torch_dtype == torch.float32 else "")
+        raise DeviceOutOfMemoryError(
+            f"{spec.name}: the weights alone need ≈ {gib(need)} GiB in {str(torch_dtype).removeprefix('torch.')}"
+            f"{smaller}, and {device} has {gib(free)} GiB free: refused before loading. Use a card with at least "
+            f"{gib(need * 1.25)} GiB, or run this model alone (the docs' hardware page lists what fits where)")
 
 
 def _from_pretrained(spec, torch_dtype, device, trust_remote_code, allow_network, attn):

@@ -49,7 +49,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      f"Registry: {catalog.models_help()}. Or any HF causal LM dir / id, e.g. ./my-llama:12:8.0")
     g.addoption("--parity-tools", default=",".join(catalog.DEFAULT_TOOLS), metavar="T1,T2,...",
                 help=f"comma-separated tools to compare: {catalog.tools_help()} (default: %(default)s)")
-    g.addoption("--parity-dtype", default="float32", choices=catalog.DTYPES, help="model dtype (default: %(default)s)")
+    g.addoption("--parity-dtype", default=None, choices=catalog.DTYPES,
+                help="model dtype (default: float32 on the CPU, bfloat16 on a GPU; directions are computed in float64 "
+                     "from the activations either way; float16 overflows Gemma-2)")
     g.addoption("--parity-device", default="cpu", metavar="DEVICE",
                 help="cpu, cuda or cuda:N; xdist workers pin cuda:(worker %% n_gpus) (default: %(default)s)")
     g.addoption("--parity-prompts", default=None, metavar="PATH",
@@ -261,6 +263,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if swept is not None:
         config.stash[SWEEP_KEY] = swept
         _sweep_properties(config, swept)
+    faulted = any(t.get("fault") for t in run.failed_tests)
+    if faulted and session.exitstatus == pytest.ExitCode.OK:  # not-run checks are skips, but the run is not green
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if written is None:
         _no_study(config, run, bool(interrupted))
         return
@@ -284,14 +289,16 @@ def _sweep_properties(config: pytest.Config, swept: dict[str, Any]) -> None:
 
 
 def _no_study(config: pytest.Config, run: ParityRun, interrupted: bool) -> None:
-    """A run without cycles: its junit.xml, report.html and terminal say so and point at the outcome on file."""
-    if config.option.collectonly or (not run.checks and not run.checklist_file):
+    """A run without cycles writes its own outcome file (no verdict, and why); its junit.xml, report.html and
+    terminal say the same and name the last complete outcome, kept aside."""
+    if config.option.collectonly:
         return
-    from .report.session_report import no_study_lines
+    from .report.session_report import write_no_study
 
-    lines = no_study_lines(Path(config.getoption("--parity-reports-dir")), run.checklist_file,
+    lines = write_no_study(Path(config.getoption("--parity-reports-dir")), run.checklist_file,
                            {c.model for c in run.checks}, [m.name for m in run.suite.models], interrupted,
-                           [t for t in run.failed_tests if not t.get("sweep")])
+                           [t for t in run.failed_tests if not t.get("sweep")], run.suite.provenance(),
+                           time.perf_counter() - config.stash[STARTED_KEY])
     config.stash[NO_STUDY_KEY] = lines
     from _pytest.junitxml import xml_key
 

@@ -36,15 +36,25 @@ def loaded_model(suite, model_name: str, pytestconfig: pytest.Config):
     if model_name not in run.models:
         run.announce(f"{model_name}: loading ({suite.dtype}, {suite.device})")
     started = time.perf_counter()
-    lm = suite.model(model_name)
+    waited: list[str] = []
+
+    def on_wait(line: str) -> None:
+        waited.append(line)
+        run.announce(line)
+
+    lm = suite.model(model_name, on_wait)
+    loaded_s = time.perf_counter() - started
+    plan = suite.study_plan(lm)
+    lm.extras["memory_plan"] = plan.to_dict()
     if model_name not in run.models:
         from .model_facts import activation_scale, asked
 
         run.models[model_name] = {**lm.describe(), "asked": asked(lm, suite.prompts),
                                   "activations": activation_scale(lm, suite.prompts)}
-    run.progress(f"{model_name}: loaded in {time.perf_counter() - started:.1f}s "
-                 f"({lm.describe()['architecture']}, {lm.n_layers} layers, {suite.dtype}, {lm.device})",
-                 once=f"loaded {model_name}")
+    turn = f"; waited {loaded_s:.0f}s for its turn on the GPU" if waited else ""
+    run.progress(f"{model_name}: loaded in {loaded_s:.1f}s "
+                 f"({lm.describe()['architecture']}, {lm.n_layers} layers, {suite.dtype}, {lm.device}{turn}); "
+                 f"study's packed call: {plan.describe()}", once=f"loaded {model_name}")
     return lm
 
 
@@ -136,8 +146,12 @@ def _record_packed_siblings(run: Any, store: Any, lm: Any) -> None:
         if (name, tool, repeat) in recorded:
             continue
         fact = replace(store.fact(lm, tool, repeat), computed=computed)
-        run.record_cycle(fact if exc is None else replace(fact, status="error",
-                                                          error=f"{type(exc).__name__}: {exc}"))
+        if exc is not None:
+            from .faults import classify
+
+            fact = replace(fact, status="not_run" if classify(exc) is not None else "error",
+                           error=f"{type(exc).__name__}: {exc}")
+        run.record_cycle(fact)
 
 
 @pytest.fixture
@@ -151,7 +165,10 @@ def cycle(store, loaded_model, gate_open, baseline, tool_name: str, repeat: int,
     try:
         record, computed = store.ensure(loaded_model, tool_name, repeat)
     except Exception as exc:
-        run.record_cycle(replace(fact, status="error", error=f"{type(exc).__name__}: {exc}"))
+        from .faults import classify
+
+        status = "not_run" if classify(exc) is not None else "error"
+        run.record_cycle(replace(fact, status=status, error=f"{type(exc).__name__}: {exc}"))
         _record_packed_siblings(run, store, loaded_model)
         run.progress(f"{name}/{tool_name}/r{repeat}: ERROR {type(exc).__name__} after "
                      f"{time.perf_counter() - started:.1f}s")

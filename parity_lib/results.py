@@ -162,7 +162,7 @@ class CycleFact:
     repeat: int
     path: str
     config_key: str
-    status: str = "ok"  # ok | error
+    status: str = "ok"  # ok | error (the tool's) | not_run (a fault of the machine: `faults.py`)
     computed: bool = False  # by this run (False: reused from a matching file)
     error: str | None = None
 

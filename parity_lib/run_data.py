@@ -125,6 +125,8 @@ class ParityRun:
         if report.failed:
             failure = failure_of(item, call, report.when)
             if failure is not None:
+                if failure.get("fault"):
+                    _not_run(item, call, report, failure)
                 report.user_properties = [*report.user_properties, (FAILED, json.dumps(failure))]
         return report
 
@@ -248,8 +250,31 @@ def failure_of(item: pytest.Item, call: Any, when: str) -> dict[str, Any] | None
     text = str(excinfo.value) if excinfo is not None else ""
     message = next((ln.strip() for ln in text.splitlines() if ln.strip()), excinfo.typename if excinfo else "")
     model = params.get("model_name") or (params.get("sweep_layer") or (None,))[0]
+    from .faults import classify
+
+    fault = classify(excinfo.value) if excinfo is not None else None
     return {"test": item.name, "when": when, "model": model, "tools": list(tools), "message": message[:300],
-            "sweep": bool(item.get_closest_marker("sweep"))}
+            "sweep": bool(item.get_closest_marker("sweep")),
+            "fault": {**fault.to_dict(), "model": model} if fault is not None else None}
+
+
+def _not_run(item: pytest.Item, call: Any, report: pytest.TestReport, failure: dict[str, Any]) -> None:
+    """A fault of the machine: the test is reported *not run* (skipped, with the cause), never failed against a
+    tool; what its exception held is let go at once, so one out-of-memory does not starve the tests after it."""
+    import sys
+
+    from .faults import free_frames
+
+    fault = failure["fault"]
+    report.outcome = "skipped"
+    report.longrepr = (str(item.path), (item.location[1] or 0) + 1, f"NOT RUN ({fault['title']}): {fault['detail']}")
+    if call.excinfo is not None:
+        free_frames(call.excinfo.value)
+    sys.last_value = sys.last_traceback = None  # type: ignore[assignment]
+    if "torch" in sys.modules:
+        from .memory import release
+
+        release()
 
 
 def run_of(config: pytest.Config) -> ParityRun:
@@ -319,7 +344,8 @@ def build_suite(config: pytest.Config) -> Suite:
                               opt("--parity-sweep-repeats"))
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
-    suite = Suite(specs, tools, prompts, opt("--parity-dtype"), device, opt("--parity-seed"),
+    dtype = opt("--parity-dtype") or default_dtype(device)
+    suite = Suite(specs, tools, prompts, dtype, device, opt("--parity-seed"),
                   opt("--parity-allow-network"), opt("--parity-trust-remote-code"), settings,
                   attention, sweep)
     from .validate import validate
@@ -345,6 +371,11 @@ def _ready(spec: Any, system_prompt: str | None) -> Any:
     if system_prompt is not None:
         spec = replace(spec, system_prompt="" if system_prompt.strip().lower() == "none" else system_prompt)
     return spec
+
+
+def default_dtype(device: str) -> str:
+    """bfloat16 on a GPU (a 7B model in float32 needs 30 GB), float32 on the CPU (where bfloat16 is slow)."""
+    return "bfloat16" if device.startswith("cuda") else "float32"
 
 
 def check_device(device: str) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -35,9 +35,13 @@ class Suite:
     def spec(self, name: str) -> ModelSpec:
         return next(s for s in self.models if s.name == name)
 
-    def model(self, name: str) -> LoadedModel:
-        """Loaded once per process (per xdist worker), then reused by every test of that model."""
-        return load_once(self.spec(name), self.dtype, self.device, seed=self.seed,
+    def model(self, name: str, on_wait: Callable[[str], None] = lambda line: None) -> LoadedModel:
+        """Loaded once per process (per xdist worker), then reused by every test of that model; on a GPU shared
+        with another process whose model does not fit beside it, after waiting for its turn (`on_wait`)."""
+        evals = len(self.prompts.eval[: self.settings.n_eval or None])
+        blocks = len(self.tools) + 1 if self.settings.packs(len(self.tools)) else 1
+        return load_once(self.spec(name), self.dtype, self.device, on_wait=on_wait,
+                         work=(blocks * evals, self.settings.max_new_tokens), seed=self.seed,
                          trust_remote_code=self.trust_remote_code, allow_network=self.allow_network,
                          attn_implementation=self.attn_implementation)
 
@@ -47,6 +51,16 @@ class Suite:
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")  # which process computed it (gw0, gw1, ...)
         return provenance(determinism=state(), dtype=self.dtype, device=self.device, seed=self.seed, worker=worker,
                           prompt_sha256=self.prompts.sha256, prompt_source=self.prompts.source, **extra)
+
+    def study_plan(self, lm: LoadedModel) -> Any:
+        """How the study's widest generate call (a repeat's tools and the baseline, packed) runs on this device."""
+        from .memory import plan
+
+        evals = list(self.prompts.eval[: self.settings.n_eval or None])
+        blocks = len(self.tools) + 1 if self.settings.packs(len(self.tools)) else 1
+        at_most = self.settings.gen_batch_size * blocks if self.settings.gen_batch_size else 0
+        width = int(lm.encode(evals).input_ids.shape[1])
+        return plan(lm, blocks * len(evals), width, self.settings.max_new_tokens, at_most=at_most)
 
     def checklist_config(self) -> dict[str, Any]:
         """What makes two checklist runs comparable (stored as the checklist file's "config"; a cycle's

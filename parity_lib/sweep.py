@@ -250,7 +250,7 @@ class SweepStore:
         tokens: dict[tuple[str | None, float], list[list[int]]] = {}
         started = time.perf_counter()
         if packed:
-            outs = generate_packed_tokens(lm_l, [spec(t, m) for t, m in packed], evals, self.study.max_new_tokens,
+            outs, _ = generate_packed_tokens(lm_l, [spec(t, m) for t, m in packed], evals, self.study.max_new_tokens,
                                           self.study.gen_batch_size)
             tokens.update(zip(packed, outs))
         for t, m in alone:

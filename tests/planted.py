@@ -382,3 +382,33 @@ class LayersFixedAtCaptureCompiled(CompiledHooksSteerer):
 
 
 PLANTED_COMPILED = [StaleVectorCompiled, LayersFixedAtCaptureCompiled]
+
+
+class OutOfMemoryOnGemma:
+    """A correct extractor (the hooks one) on a machine whose device runs out of memory on the Gemma2 model: what
+    a 24 GB card does to a 9B model. A fault of the machine, never the tool's: the first line must name the
+    memory and blame no tool."""
+
+    name = "planted-oom-gemma"
+
+    def extract(self, lm: LoadedModel, batch: Batch, layer: int) -> Activations:
+        from parity_lib.extractors import HooksExtractor
+
+        if "gemma" in type(lm.model).__name__.lower():
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total "
+                                         "capacity of 22.00 GiB of which 1.20 GiB is free.")
+        return HooksExtractor().extract(lm, batch, layer)
+
+
+def overflowing_model(source: str, target: str, layer: int = 20, scale: float = 1e6) -> str:
+    """A copy of a model directory whose layer `layer` writes a residual far past float16's range (65504): its MLP's
+    output projection scaled by `scale`. Finite in float32 and bfloat16 (float32's range), NaN/Inf in float16
+    from that layer on — Gemma-2's case on a T4 or V100."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
+    with torch.no_grad():
+        model.model.layers[layer].mlp.down_proj.weight.mul_(scale)
+    model.save_pretrained(target)
+    AutoTokenizer.from_pretrained(source).save_pretrained(target)
+    return target

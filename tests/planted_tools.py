@@ -5,7 +5,14 @@ import os
 
 from parity_lib.extractors import HooksExtractor
 from parity_lib.tools import ToolPlugin, register
-from tests.planted import MlpOutput, MlpOutputOnGemma, NeighbourLayerInStudy, ScaledSteerer, SteersSomeRows
+from tests.planted import (
+    MlpOutput,
+    MlpOutputOnGemma,
+    NeighbourLayerInStudy,
+    OutOfMemoryOnGemma,
+    ScaledSteerer,
+    SteersSomeRows,
+)
 
 register(ToolPlugin("planted-mlp", MlpOutput, None, "planted: the MLP output"),
          ToolPlugin("planted-mlp-gemma-only", MlpOutputOnGemma, None, "planted: the MLP output on Gemma2"),
@@ -14,7 +21,9 @@ register(ToolPlugin("planted-mlp", MlpOutput, None, "planted: the MLP output"),
          # extracts correctly, steers with 1.5 × the multiplier: a shifted dose-response curve
          ToolPlugin("planted-scaled-1.5", HooksExtractor, ScaledSteerer, "planted: steers at 1.5× the scale"),
          ToolPlugin("planted-neighbour-in-study", NeighbourLayerInStudy, None,
-                    "planted: right in preflight and the gate, layer L+1 in the study"))
+                    "planted: right in preflight and the gate, layer L+1 in the study"),
+         # extracts correctly on Qwen2; on Gemma2 the device "runs out of memory": a machine fault, not the tool's
+         ToolPlugin("planted-oom-gemma", OutOfMemoryOnGemma, None, "planted: out of device memory on Gemma2"))
 
 _INTERRUPT_AFTER = int(os.environ.get("PARITY_TEST_INTERRUPT_AFTER_CYCLES", "0"))
 _cycles_done = [0]

@@ -18,8 +18,8 @@ def summary_html(written: Any) -> list[str]:
         parts.append("<p><strong>Run interrupted:</strong> this covers only the cycles that finished.</p>")
     kept = written.kept
     if kept:
-        parts.append(f"<p><strong>Partial run:</strong> the complete outcome in {escape(kept['path'])} "
-                     f"({escape(kept['utc'])}) was not replaced: {escape(kept['headline'])}</p>")
+        parts.append(f"<p><strong>Partial run:</strong> the last complete outcome was kept in "
+                     f"{escape(kept['path'])} ({escape(kept['utc'])}): {escape(kept['headline'])}</p>")
     if d.primary:
         parts.append("<p>Why:</p><ul>" + "".join(f"<li>{escape(r)}</li>" for r in d.primary.reasons) + "</ul>")
     if d.missing:

@@ -22,7 +22,8 @@ from .plots import closeness_plot, rate_bars, to_data_uri
 OUTCOME_STEM = "phase1_outcome"
 OUTCOME_MD = f"{OUTCOME_STEM}.md"
 OUTCOME_JSON = f"{OUTCOME_STEM}.json"
-PARTIAL = "partial"  # a partial run beside a complete outcome: phase1_outcome.partial.md, partial-<model>-*.png
+PARTIAL = "partial"  # a partial run's figures: partial-<model>-*.png (the complete outcome's stay for its report)
+LAST_COMPLETE = f"{OUTCOME_STEM}.last-complete"  # where a complete outcome goes when a later run is not complete
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def load_records(cycles: Sequence[CycleFact]) -> dict[str, list[dict[str, Any]]]
     seen = set()
     for fact in cycles:
         ident = fact.ident
-        if ident in seen:
+        if ident in seen or fact.status == "not_run":  # a fault of the machine: no data, not a tool's error
             continue
         seen.add(ident)
         path = Path(fact.path)
@@ -92,7 +93,7 @@ def load_records(cycles: Sequence[CycleFact]) -> dict[str, list[dict[str, Any]]]
 
 def holes(cycles: Sequence[CycleFact], run: Mapping[str, Any], tools: Sequence[str]) -> list[str]:
     """(model, tool, repeat) cycles the run was configured for and has no record of, one line per model."""
-    have = {f.ident for f in cycles}
+    have = {f.ident for f in cycles if f.status != "not_run"}
     repeats = int(run.get("repeats") or max((f.repeat for f in cycles), default=0))
     out = []
     for model in run.get("models_expected") or sorted({f.model for f in cycles}):
@@ -104,9 +105,28 @@ def holes(cycles: Sequence[CycleFact], run: Mapping[str, Any], tools: Sequence[s
     return out
 
 
-def complete_outcome(reports_dir: Path) -> dict[str, Any] | None:
+def keep_last_complete(reports_dir: Path) -> dict[str, Any] | None:
+    """Before a run that is not complete writes its own outcome: a complete outcome on file is moved to
+    `phase1_outcome.last-complete.{md,json}` (its figures stay), so nothing finished is lost and the outcome file
+    always describes the last run. Returns {"path", "utc", "headline"} of the last complete outcome, if any."""
+    import os
+
+    old = complete_outcome(reports_dir)
+    if old is not None:
+        for suffix in (".json", ".md"):
+            if (reports_dir / f"{OUTCOME_STEM}{suffix}").exists():
+                os.replace(reports_dir / f"{OUTCOME_STEM}{suffix}", reports_dir / f"{LAST_COMPLETE}{suffix}")
+    else:
+        old = complete_outcome(reports_dir, f"{LAST_COMPLETE}.json")
+    if old is None:
+        return None
+    utc = old.get("provenance", {}).get("utc", "unknown time")
+    return {"path": str(reports_dir / f"{LAST_COMPLETE}.md"), "utc": utc, "headline": old["headline"]["text"]}
+
+
+def complete_outcome(reports_dir: Path, name: str = OUTCOME_JSON) -> dict[str, Any] | None:
     """The outcome on file if it came from a complete run (every configured cycle, not interrupted)."""
-    old = read_json(reports_dir / OUTCOME_JSON)
+    old = read_json(reports_dir / name)
     if not isinstance(old, dict) or "headline" not in old:
         return None
     run = old.get("run", {})
@@ -120,11 +140,11 @@ def complete_outcome(reports_dir: Path) -> dict[str, Any] | None:
 def write_outcome(reports_dir: Path, cycles: Sequence[CycleFact],
                   checklist: Mapping[str, Mapping[str, bool]], tools: Sequence[str],
                   provenance: Mapping[str, Any], total_s: float, extra: Mapping[str, Any]) -> Written:
-    """The outcome files. A partial run (interrupted, or cycles of the configured models, tools and repeats
-    missing: `-k`, a failed worker) is judged against everything it was configured for, so a missing model is
-    missing data, never a one-model verdict; and it never overwrites a complete outcome on file: it writes
-    `phase1_outcome.partial.*` beside it and says so. A complete run replaces the outcome and removes the
-    figures and partial files the previous one left."""
+    """The outcome files, always this run's. A partial run (interrupted, or cycles of the configured models, tools
+    and repeats missing: `-k`, a failed worker, a fault of the machine) is judged against everything it was
+    configured for, so a missing model is missing data, never a one-model verdict; a complete outcome on file is
+    moved to `phase1_outcome.last-complete.*` first, and the partial report says so. A complete run replaces the
+    outcome and removes the figures and files the previous ones left."""
     records = load_records(cycles)
     summaries = {m: summarize_model(r) for m, r in sorted(records.items())}
     run = dict(extra.get("run", {}))
@@ -139,11 +159,11 @@ def write_outcome(reports_dir: Path, cycles: Sequence[CycleFact],
     report = build_report(summaries, decision, checklist, provenance,
                           {"per_cycle_s": per_cycle, "total_s": total_s})
     report.update(extra)
-    kept = None if run["complete"] else complete_outcome(reports_dir)
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    previous = _figures_of(reports_dir)
+    kept = None if run["complete"] else keep_last_complete(reports_dir)
     if kept is not None:
-        run["complete_outcome_kept"] = {"path": str(reports_dir / OUTCOME_MD),
-                                        "utc": kept.get("provenance", {}).get("utc", "unknown time"),
-                                        "headline": kept["headline"]["text"]}
+        run["complete_outcome_kept"] = kept
     report["run"] = run
     report["reuse"] = {m: {"computed": sum(1 for c in computed if c[0] == m),
                            "reused": sum(1 for r in rs if (m, r["tool"], r["repeat"]) not in computed)}
@@ -154,9 +174,7 @@ def write_outcome(reports_dir: Path, cycles: Sequence[CycleFact],
                     baselines=extra.get("baselines", {}), failed_tests=extra.get("failed_tests", []))
     report["headline"] = {**head.to_dict(), "next_step": next_step(head, decision, run),
                           "section_e_verdict": decision.verdict}
-    reports_dir.mkdir(parents=True, exist_ok=True)
-    prefix, stem = (f"{PARTIAL}-", f"{OUTCOME_STEM}.{PARTIAL}") if kept else ("", OUTCOME_STEM)
-    previous = [] if kept else _figures_of(reports_dir)
+    prefix, stem = (f"{PARTIAL}-", OUTCOME_STEM) if not run["complete"] else ("", OUTCOME_STEM)
     paths: list[Path] = []
     plots: dict[str, dict[str, str]] = {}
     md_plots: dict[str, dict[str, str]] = {}
@@ -174,11 +192,15 @@ def write_outcome(reports_dir: Path, cycles: Sequence[CycleFact],
     write_text_atomic(json_path, dumps_report(report))
     first, rest = render_markdown(report, md_plots).split("\n", 1)
     write_text_atomic(md_path, first + "\n\n" + _caveats(report) + rest.lstrip("\n"))
-    if not kept:  # this outcome supersedes what the last one and any partial run left
+    if run["complete"]:  # this outcome supersedes what the last one and any partial run left
         for name in {*previous, *(p.name for p in reports_dir.glob(f"{PARTIAL}-*.png"))} - set(report["figures"]):
             (reports_dir / name).unlink(missing_ok=True)
-        for suffix in (".json", ".md"):
-            (reports_dir / f"{OUTCOME_STEM}.{PARTIAL}{suffix}").unlink(missing_ok=True)
+        for stale in (f"{LAST_COMPLETE}", f"{OUTCOME_STEM}.{PARTIAL}"):
+            for suffix in (".json", ".md"):
+                (reports_dir / f"{stale}{suffix}").unlink(missing_ok=True)
+    elif kept is None:  # no complete outcome to keep: a partial run's own earlier figures go
+        for name in set(p.name for p in reports_dir.glob(f"{PARTIAL}-*.png")) - set(report["figures"]):
+            (reports_dir / name).unlink(missing_ok=True)
     paths += [json_path, md_path]
     return Written(report, decision, tuple(paths), plots)
 
@@ -214,8 +236,8 @@ def _caveats(report: Mapping[str, Any]) -> str:
         notes.append(f"> **Cycles not run** (deselected or failed): {'; '.join(run['not_run'])}.")
     kept = run.get("complete_outcome_kept")
     if kept:
-        notes.append(f"> **This partial run did not replace the complete outcome.** That one stays in "
-                     f"`{kept['path']}` ({kept['utc']}): \"{kept['headline']}\". This file covers only this run.")
+        notes.append(f"> **This file covers only this partial run.** The last complete outcome was kept in "
+                     f"`{kept['path']}` ({kept['utc']}): \"{kept['headline']}\".")
     overridden = sorted(m for m, g in report.get("gate", {}).items() if g.get("overridden"))
     if overridden:
         notes.append(f"> **Preflight gate overridden** for {', '.join(overridden)}: raw activations did not "
@@ -238,43 +260,67 @@ def terminal_lines(written: Written) -> list[str]:
     lines.append(f"  next: {head['next_step']}")
     lines.append(f"  report: {written.markdown_path}")
     if written.kept:
-        lines.append(f"  kept: the complete outcome in {written.kept['path']} ({written.kept['utc']}) was not "
-                     f"replaced by this partial run: {written.kept['headline']}")
+        lines.append(f"  kept: the last complete outcome, moved to {written.kept['path']} ({written.kept['utc']}): "
+                     f"{written.kept['headline']}")
     return lines
 
 
 def no_study_lines(reports_dir: Path, checklist: Mapping[str, Any], checked: set[str], models: Sequence[str],
-                   interrupted: bool, failed_tests: Sequence[Mapping[str, Any]] = ()) -> dict[str, str]:
-    """What a run without study cycles (`-m preflight`) reports, so its junit.xml and report.html never read as
-    a verdict and never contradict the outcome on file: whether it was interrupted, the checklist of each
-    configured model (this run's checks, or the file's from an earlier run, said as such) and the study outcome
-    on file, with a newer partial one beside it."""
+                   interrupted: bool, failed_tests: Sequence[Mapping[str, Any]] = (),
+                   kept: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """What a run without study cycles (`-m preflight`, a sweep, a run a fault stopped before its first cycle)
+    reports, in its outcome file, junit.xml and report.html: that it gives no verdict (led by a fault of the
+    machine when one stopped it), whether it was interrupted, the checklist of each configured model (this run's
+    checks, or the file's from an earlier run, said as such) and the last complete study outcome, kept aside."""
+    from ..faults import summary
+
     what = "Section D checklist only" if checked else "nothing checked"
-    failed = f"{failed_tests_line(failed_tests)}. " if failed_tests else ""
-    lines = {"verdict": ("[INTERRUPTED] " if interrupted else "") + failed
+    faults = [t["fault"] for t in failed_tests if t.get("fault")]
+    tests = [t for t in failed_tests if not t.get("fault")]
+    lead = f"{summary(faults)}. " if faults else ""
+    failed = f"{failed_tests_line(tests)}. " if tests else ""
+    lines = {"verdict": ("[INTERRUPTED] " if interrupted else "") + lead + failed
              + f"No study ran in this run: no Phase 1 verdict from it ({what})."}
     if interrupted:
         lines["interrupted"] = "Interrupted before it finished: the checklist below covers only the checks that ran."
-    summary = checklist.get("summary") or {}
+    summary_ = checklist.get("summary") or {}
     utc = checklist.get("earlier_utc") or (checklist.get("provenance") or {}).get("utc", "unknown time")
     for model in models:
-        failed = (summary.get(model) or {}).get("failed") or []
-        state = "every check passed" if not failed else f"FAILED {len(failed)}: {'; '.join(failed[:3])}"
-        if model not in summary:
+        bad = (summary_.get(model) or {}).get("failed") or []
+        state = "every check passed" if not bad else f"FAILED {len(bad)}: {'; '.join(bad[:3])}"
+        if model not in summary_:
             line = f"Checklist {model}: not checked in this configuration (dtype, device, code, tools)"
         else:
             source = "this run" if model in checked else f"from an earlier run, checklist file of {utc}"
             line = f"Checklist {model} ({source}): {state}"
         lines[f"checklist_{model}"] = line
-    for stem, label in ((OUTCOME_STEM, "Study outcome on file"),
-                        (f"{OUTCOME_STEM}.{PARTIAL}", "A later partial run's report beside it")):
-        old = read_json(reports_dir / f"{stem}.json")
-        if isinstance(old, dict) and "headline" in old:
-            when = old.get("provenance", {}).get("utc", "unknown time")
-            key = "outcome_on_file" if stem == OUTCOME_STEM else "partial_on_file"
-            lines[key] = f"{label} ({reports_dir / (stem + '.md')}, {when}, from an earlier run): " \
-                         f"{old['headline']['text']}"
-    if "outcome_on_file" not in lines:
+    if kept:
+        lines["outcome_on_file"] = (f"Last complete study outcome (an earlier run, {kept['utc']}, kept in "
+                                    f"{kept['path']}): {kept['headline']}")
+    else:
         lines["outcome_on_file"] = (f"No complete study outcome on file in {reports_dir}: run `pytest -m study` "
                                     f"(or \"preflight or study\").")
+    return lines
+
+
+def write_no_study(reports_dir: Path, checklist: Mapping[str, Any], checked: set[str], models: Sequence[str],
+                   interrupted: bool, failed_tests: Sequence[Mapping[str, Any]], provenance: Mapping[str, Any],
+                   total_s: float) -> dict[str, str]:
+    """The outcome files of a run without study cycles: its own first line, never an earlier run's verdict left
+    standing beside this run's junit.xml and report.html. A complete outcome on file is kept aside first."""
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    kept = keep_last_complete(reports_dir)
+    lines = no_study_lines(reports_dir, checklist, checked, models, interrupted, failed_tests, kept)
+    faulted = any(t.get("fault") for t in failed_tests)
+    step = ("Fix the machine first (the first line says how), then rerun the same command." if faulted else
+            "Run the study for a verdict: `pytest -m \"preflight or study\"` with the same options.")
+    report = {"schema": 1, "headline": {"text": lines["verdict"], "next_step": step, "findings": [],
+                                        "section_e_verdict": "none: no study ran"},
+              "run": {"study": False, "complete": False, "interrupted": interrupted, "models_expected": list(models),
+                      "models_with_cycles": [], "complete_outcome_kept": kept, "total_s": round(total_s, 1)},
+              "lines": lines, "failed_tests": list(failed_tests), "provenance": dict(provenance), "models": {}}
+    write_text_atomic(reports_dir / OUTCOME_JSON, dumps_report(report))
+    body = "\n".join(f"- {line}" for key, line in lines.items() if key != "verdict")
+    write_text_atomic(reports_dir / OUTCOME_MD, f"# {lines['verdict']}\n\n**Section E verdict: none (no study ran "
+                                                f"in this run)**\n\n{body}\n\n**Next:** {step}\n")
     return lines

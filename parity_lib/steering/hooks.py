@@ -76,6 +76,12 @@ def repeat_batch(batch: Batch, times: int) -> Batch:
                  batch.position_ids.repeat(times, 1), batch.lengths * times)
 
 
+def generate_with_rows(lm: LoadedModel, batch: Batch, spec: SteeringSpec, rows: torch.Tensor,
+                       max_new_tokens: int) -> torch.Tensor:
+    """New tokens [B, T] of one greedy call on `spec`'s layers, row i steered by `rows[i]` ([B, 1, H])."""
+    return _generate_steered(lm, batch, spec, max_new_tokens, rows)
+
+
 def generate_packed(lm: LoadedModel, batch: Batch, specs: Sequence[SteeringSpec],
                     max_new_tokens: int) -> list[torch.Tensor]:
     """Greedy continuations of `batch` under each spec, in one generate call: one [B, T] tensor per spec."""

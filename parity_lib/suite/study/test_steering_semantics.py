@@ -37,7 +37,8 @@ def test_steering_fires_on_every_step_row_position_and_layer_of_the_spec(loaded_
     every layer; the edit is m·v up to the rounding of one add in the model dtype. Under packing the reference
     steerer is mapped as the study runs it: when this process generated the cycles, the map recorded during
     the model's first packed call (every tool's block with its own direction, the baseline block edited
-    nowhere); otherwise one call with a different vector per block. A tool's own steerer that this study
+    nowhere); otherwise one call with a different vector per block (split into as many calls as the device's
+    memory needs, each mapped whole). A tool's own steerer that this study
     does not generate with (--parity-steer-with hooks) is mapped over the first SHORT_STEPS steps only: a
     check of its mechanism, not of the study's generation."""
     from parity_lib.steering.hooks import generate_packed
@@ -54,27 +55,45 @@ def test_steering_fires_on_every_step_row_position_and_layer_of_the_spec(loaded_
         log, spec, steered_rows = recorded["log"], recorded["spec"], recorded["steered_rows"]
         expected_steps, blocks = recorded["steps"], len(recorded["blocks"])
         source = f"the study's r{recorded['repeat']} call ({', '.join(recorded['blocks'])})"
+        maps = [(log, expected_steps)]
     else:
         prompts = list(suite.prompts.eval[: settings.n_eval or None])
-        batch = lm.encode(prompts)
-        if packed:
-            specs = packed_specs(spec, len(suite.tools))
-            with record_packed_firing(lm, specs, len(batch)) as log:
-                new = generate_packed(lm, batch, specs, steps)[0]
-        else:
-            with record_firing(lm, spec, steerer=steerer) as log:
-                new = steerer.generate(lm, batch, spec, steps)
-        expected_steps = new.shape[1]
-    problems = log.mismatches(spec, lm.n_layers, expected_steps=expected_steps, steered_rows=steered_rows)
-    record_note("firing map", tool_name, {"steerer": steering_tool(tool_name), "rows": log.rows, "steps": log.steps,
-                                          "max_error": log.max_error, "max_ulps": log.max_ulps,
+        specs = packed_specs(spec, len(suite.tools)) if packed else [spec]
+        maps = []
+        for chunk in _calls(lm, prompts, len(specs), steps):  # as many calls as the device's memory needs
+            batch = lm.encode(chunk)
+            if packed:
+                with record_packed_firing(lm, specs, len(batch)) as log:
+                    new = generate_packed(lm, batch, specs, steps)[0]
+            else:
+                with record_firing(lm, spec, steerer=steerer) as log:
+                    new = steerer.generate(lm, batch, spec, steps)
+            maps.append((log, new.shape[1]))
+        if len(maps) > 1:
+            source += f" in {len(maps)} calls (the device's memory)"
+    problems = [p for log, expect in maps
+                for p in log.mismatches(spec, lm.n_layers, expected_steps=expect, steered_rows=steered_rows)]
+    rows, steps_seen = sum(log.rows for log, _ in maps), max(log.steps for log, _ in maps)
+    record_note("firing map", tool_name, {"steerer": steering_tool(tool_name), "rows": rows, "steps": steps_seen,
+                                          "max_error": max(log.max_error for log, _ in maps),
+                                          "max_ulps": max(log.max_ulps for log, _ in maps),
                                           "mismatches": len(problems), "packed": packed, "of": source,
                                           "length": "the study's" if used else "short: not this study's steerer"})
-    where = (f"{tool_name} ({spec.scope}, layers {spec.layers[0]}..{spec.layers[-1]}, {log.rows} rows"
-             f"{f' in {blocks} packed blocks' if packed else ''}, {log.steps} steps, {source})")
+    where = (f"{tool_name} ({spec.scope}, layers {spec.layers[0]}..{spec.layers[-1]}, {rows} rows"
+             f"{f' in {blocks} packed blocks' if packed else ''}, {steps_seen} steps, {source})")
     assert not problems, f"{where}: " + "; ".join(problems[:6])
-    size = log.size_problem()
-    assert size is None, f"{where}: {size}"
+    sizes = [log.size_problem() for log, _ in maps]
+    assert not any(sizes), f"{where}: {next(s for s in sizes if s)}"
+
+
+def _calls(lm, prompts: list[str], blocks: int, steps: int) -> list[list[str]]:
+    """The prompts in chunks that fit the device with the firing map's copies (one chunk when all fit)."""
+    from parity_lib import memory
+    from parity_lib.cycle import prompt_width
+
+    plan = memory.plan(lm, blocks * len(prompts), prompt_width(lm, prompts), steps, firing=True)
+    per = max(1, plan.rows_per_call // blocks)
+    return [prompts[i:i + per] for i in range(0, len(prompts), per)]
 
 
 def test_batched_generation_matches_one_by_one(loaded_model, suite, spec, record_note):
