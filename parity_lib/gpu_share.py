@@ -67,13 +67,19 @@ def _locked(path: Path) -> Iterator[dict]:
 
 
 def _alive(pid: int) -> bool:
+    """A process that has exited is not alive, even while its parent has not reaped it yet (a zombie: an xdist
+    worker that finished before the controller collected it)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
 
 
 def booked_by_others(index: int) -> int:
