@@ -105,8 +105,13 @@ def summary(faults: list[dict[str, Any]]) -> str:
         entry["n"] += 1
     parts = []
     for title, e in by.items():
-        on = f" on {', '.join(e['models'])}" if e["models"] else ""
-        parts.append(f"{title}{on} ({e['detail']}): no tool was judged on {'it' if len(e['models']) < 2 else 'them'}"
-                     f" — {e['n']} check{'s' if e['n'] > 1 else ''}/cycle{'s' if e['n'] > 1 else ''} not run; "
-                     f"{e['advice']}")
+        lead, detail = f"{title}{' on ' + ', '.join(e['models']) if e['models'] else ''}", e["detail"]
+        if detail.startswith(f"{title} on "):  # the error already leads with it: "FLOAT16 OVERFLOW on m from layer 3"
+            lead, _, detail = detail.partition(": ")
+        for model in e["models"]:
+            detail = detail.removeprefix(f"{model}: ")
+        them = "it" if len(e["models"]) < 2 else "them"
+        n = e["n"]
+        parts.append(f"{lead} ({detail}): no tool was judged on {them} — {n} check{'s' if n > 1 else ''}/cycle"
+                     f"{'s' if n > 1 else ''} not run; {e['advice']}")
     return "; ".join(parts)

@@ -59,8 +59,8 @@ def test_float16_overflow_is_named_with_its_layer_and_blames_no_tool(tmp_path, o
     done = study(tmp_path, "--parity-model", f"{overflowing}:16:3", "--parity-dtype", "float16",
                  marker="preflight or study")
     line = first_line(tmp_path)
-    assert line.startswith("# FLOAT16 OVERFLOW on overflowing ("), line
-    assert "from layer 20" in line and "--parity-dtype bfloat16" in line, line
+    assert line.startswith("# FLOAT16 OVERFLOW on overflowing from layer 20 (the model's own forward"), line
+    assert "--parity-dtype bfloat16" in line, line
     _assert_blames_no_tool(line)
     assert done.returncode != 0
 
