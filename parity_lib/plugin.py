@@ -254,6 +254,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if not is_active(config):
         return
     run = config.stash[RUN_KEY]
+    run.device_peak()  # the last model's peak device memory
     if hasattr(config, "workerinput"):
         config.workeroutput["parity_run"] = run.to_json()  # type: ignore[attr-defined]  # set by xdist
         return

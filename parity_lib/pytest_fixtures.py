@@ -49,6 +49,7 @@ def loaded_model(suite, model_name: str, pytestconfig: pytest.Config):
     if model_name not in run.models:
         from .model_facts import activation_scale, asked
 
+        run.device_peak(model_name, lm.device)
         run.models[model_name] = {**lm.describe(), "asked": asked(lm, suite.prompts),
                                   "activations": activation_scale(lm, suite.prompts)}
     turn = f"; waited {loaded_s:.0f}s for its turn on the GPU" if waited else ""

@@ -52,6 +52,7 @@ class ParityRun:
     _pending: list[str] = field(default_factory=list)
     _said: set[str] = field(default_factory=set)  # `progress(once=...)` keys already shown
     checklist_file: dict[str, Any] = field(default_factory=dict, repr=False)  # what `finish` wrote or read
+    _on_device: tuple[str, Any] | None = None  # the model whose peak device memory is being measured, and where
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> ParityRun:
@@ -63,6 +64,24 @@ class ParityRun:
 
     def record_cycle(self, fact: CycleFact) -> None:
         self.cycles.append(fact)
+
+    def device_peak(self, model: str | None = None, device: Any = None) -> None:
+        """Peak device memory per model, on a GPU: the model measured so far gets its peak recorded; `model`
+        (on `device`) is measured from now on (None: the end of this process's work)."""
+        import sys
+
+        if self._on_device is not None and "torch" in sys.modules:
+            import torch
+
+            name, where = self._on_device
+            peak = torch.cuda.max_memory_allocated(where) / 2**30
+            self.models.setdefault(name, {})["peak_device_gib"] = round(peak, 2)
+        self._on_device = None
+        if model is not None and device is not None and getattr(device, "type", "") == "cuda":
+            import torch
+
+            torch.cuda.reset_peak_memory_stats(device)
+            self._on_device = (model, device)
 
     def to_json(self) -> str:
         return json.dumps({"checks": [asdict(c) for c in self.checks], "models": self.models,

@@ -14,7 +14,9 @@ def asked_section(report: Mapping[str, Any]) -> str:
         if not asked and not acts:
             continue
         lines = [f"### {name}", "", f"- Loaded from `{facts.get('source')}` ({facts.get('architecture')}, "
-                                    f"{facts.get('n_layers')} layers, hidden {facts.get('hidden_size')})"]
+                                    f"{facts.get('n_layers')} layers, hidden {facts.get('hidden_size')}, "
+                                    f"{facts.get('dtype')} on {facts.get('device')})"]
+        lines += _memory(facts)
         if asked:
             lines += [f"- Chat template: {asked['chat_template']}", f"- System prompt: {asked['system_prompt']}",
                       f"- The first harmful prompt ({asked['first_harmful']!r}) as tokenized, "
@@ -28,3 +30,17 @@ def asked_section(report: Mapping[str, Any]) -> str:
                           + f"; massive activations ({acts['massive_rule']}): {massive}"]
         parts.append("\n".join(lines))
     return "\n\n".join(parts) if len(parts) > 1 else ""
+
+
+def _memory(facts: Mapping[str, Any]) -> list[str]:
+    """The device memory the model took (peak, on a GPU) and how the study's widest call was planned."""
+    plan, peak = facts.get("memory_plan"), facts.get("peak_device_gib")
+    out = []
+    if peak is not None:
+        out.append(f"- Peak device memory: {peak:.1f} GiB (weights {plan['weights_gib']:.1f} GiB)" if plan else
+                   f"- Peak device memory: {peak:.1f} GiB")
+    if plan:
+        out.append(f"- The study's packed call: {plan['rows']} rows in {plan['calls']} call(s) of ≤ "
+                   f"{plan['rows_per_call']} rows ({plan['free_gib']:.1f} GiB free on {plan['device']} after the "
+                   f"weights, ≈ {plan['row_mib']:.1f} MiB a row)")
+    return out
