@@ -26,7 +26,7 @@ from typing import Callable, Iterator
 
 import torch
 
-from .memory import card_bytes, free_bytes, gib
+GIB = 1024**3
 
 POLL_S = 1.0
 SETTLE_S = 120.0  # after a turn is granted: how long to wait for the previous holder's memory to come back
@@ -40,6 +40,23 @@ class Booking:
     def release(self) -> None:
         with _locked(self.path) as entries:
             entries.pop(self.key, None)
+
+
+def card_bytes(index: int) -> int:
+    """The card as this process sees it: its total memory, or the per-process cap set on it."""
+    total = torch.cuda.get_device_properties(index).total_memory
+    getter = getattr(torch.cuda, "get_per_process_memory_fraction", None)
+    fraction = float(getter(index)) if getter is not None else 1.0
+    return int(total * min(1.0, fraction))
+
+
+def free_bytes(device: torch.device) -> int:
+    """The device's free memory (the other processes' allocations already subtracted)."""
+    return int(torch.cuda.mem_get_info(device)[0])
+
+
+def gib(n: float) -> str:
+    return f"{n / GIB:.1f}"
 
 
 def ledger_path(index: int) -> Path:

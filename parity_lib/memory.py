@@ -22,6 +22,7 @@ from typing import Any, Callable, Sequence, TypeVar
 import torch
 
 from .errors import DeviceOutOfMemoryError
+from .gpu_share import booked_by_others, card_bytes
 
 GIB = 1024**3
 USABLE = 0.85  # of the free memory: the allocator's rounding and fragmentation, cuBLAS workspaces
@@ -118,18 +119,8 @@ def free_bytes(device: torch.device | str) -> int:
     index = device.index if device.index is not None else torch.cuda.current_device()
     free, total = torch.cuda.mem_get_info(index)
     cached = torch.cuda.memory_reserved(index) - torch.cuda.memory_allocated(index)
-    from .gpu_share import booked_by_others
-
     card = card_bytes(index) - booked_by_others(index)  # what other processes on this card booked is theirs
     return max(0, min(free + cached, card - torch.cuda.memory_allocated(index)))
-
-
-def card_bytes(index: int) -> int:
-    """The card as this process sees it: its total memory, or the per-process cap set on it."""
-    total = torch.cuda.get_device_properties(index).total_memory
-    getter = getattr(torch.cuda, "get_per_process_memory_fraction", None)
-    fraction = float(getter(index)) if getter is not None else 1.0
-    return int(total * min(1.0, fraction))
 
 
 def host_available() -> int:

@@ -294,7 +294,7 @@ def _make_room(spec: ModelSpec, dtype: str, device: str, options: dict[str, Any]
     per_row = memory.row_cost(config, DTYPES[dtype], memory.TYPICAL_PROMPT, new_tokens).total if config else 0
     working = max(rows * per_row, need // 8) + memory.RESERVE
     dev = torch.device(device)
-    card = memory.card_bytes(dev.index if dev.index is not None else torch.cuda.current_device())
+    card = gpu_share.card_bytes(dev.index if dev.index is not None else torch.cuda.current_device())
     mine = [k for k, lm in _LOADED.items() if lm.device == dev]
     held = sum(_LOADED[k].extras.get("weights_bytes", 0) for k in mine)
     if mine and held + need + working > card:

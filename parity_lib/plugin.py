@@ -259,8 +259,21 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         config.workeroutput["parity_run"] = run.to_json()  # type: ignore[attr-defined]  # set by xdist
         return
     interrupted = session.shouldstop or session.exitstatus == pytest.ExitCode.INTERRUPTED
-    written = run.finish(config, time.perf_counter() - config.stash[STARTED_KEY], interrupted=bool(interrupted))
-    swept = finish_sweep(run, config)
+    try:
+        written = run.finish(config, time.perf_counter() - config.stash[STARTED_KEY], interrupted=bool(interrupted))
+        swept = finish_sweep(run, config)
+    except OSError as exc:  # a full disk at the very end: say it plainly, never a traceback about the report
+        from .faults import classify
+
+        fault = classify(exc)
+        if fault is None:
+            raise
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"parity: {fault.title}: the outcome report could not be written ({fault.detail}); "
+                                f"{fault.advice}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        return
     if swept is not None:
         config.stash[SWEEP_KEY] = swept
         _sweep_properties(config, swept)
@@ -299,7 +312,7 @@ def _no_study(config: pytest.Config, run: ParityRun, interrupted: bool) -> None:
     lines = write_no_study(Path(config.getoption("--parity-reports-dir")), run.checklist_file,
                            {c.model for c in run.checks}, [m.name for m in run.suite.models], interrupted,
                            [t for t in run.failed_tests if not t.get("sweep")], run.suite.provenance(),
-                           time.perf_counter() - config.stash[STARTED_KEY])
+                           time.perf_counter() - config.stash[STARTED_KEY], swept=bool(run.sweeps))
     config.stash[NO_STUDY_KEY] = lines
     from _pytest.junitxml import xml_key
 

@@ -54,3 +54,25 @@ def _interrupt_now() -> bool:
         return False
     open(_ONCE_FLAG, "w").close()
     return True
+
+
+_DISK_FULL_ON = os.environ.get("PARITY_TEST_DISK_FULL_ON", "")  # cycle files of this model hit a full disk
+
+
+def pytest_configure(config):
+    """A full disk under one model's results (PARITY_TEST_DISK_FULL_ON=MODEL): writing its cycle files fails with
+    ENOSPC, as it does when the results directory's filesystem fills up mid-study."""
+    if not _DISK_FULL_ON:
+        return
+    import errno
+
+    from parity_lib import study
+
+    real = study.write_cycle
+
+    def write_cycle(path, record):
+        if f"/{_DISK_FULL_ON}/" in str(path):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, record)
+
+    study.write_cycle = write_cycle

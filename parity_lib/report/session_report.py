@@ -267,14 +267,15 @@ def terminal_lines(written: Written) -> list[str]:
 
 def no_study_lines(reports_dir: Path, checklist: Mapping[str, Any], checked: set[str], models: Sequence[str],
                    interrupted: bool, failed_tests: Sequence[Mapping[str, Any]] = (),
-                   kept: Mapping[str, Any] | None = None) -> dict[str, str]:
+                   kept: Mapping[str, Any] | None = None, swept: bool = False) -> dict[str, str]:
     """What a run without study cycles (`-m preflight`, a sweep, a run a fault stopped before its first cycle)
     reports, in its outcome file, junit.xml and report.html: that it gives no verdict (led by a fault of the
     machine when one stopped it), whether it was interrupted, the checklist of each configured model (this run's
     checks, or the file's from an earlier run, said as such) and the last complete study outcome, kept aside."""
     from ..faults import summary
 
-    what = "Section D checklist only" if checked else "nothing checked"
+    what = ("a sweep: its result heads sweep.md" if swept else "Section D checklist only" if checked
+            else "nothing checked")
     faults = [t["fault"] for t in failed_tests if t.get("fault")]
     tests = [t for t in failed_tests if not t.get("fault")]
     lead = f"{summary(faults)}. " if faults else ""
@@ -305,12 +306,12 @@ def no_study_lines(reports_dir: Path, checklist: Mapping[str, Any], checked: set
 
 def write_no_study(reports_dir: Path, checklist: Mapping[str, Any], checked: set[str], models: Sequence[str],
                    interrupted: bool, failed_tests: Sequence[Mapping[str, Any]], provenance: Mapping[str, Any],
-                   total_s: float) -> dict[str, str]:
+                   total_s: float, swept: bool = False) -> dict[str, str]:
     """The outcome files of a run without study cycles: its own first line, never an earlier run's verdict left
     standing beside this run's junit.xml and report.html. A complete outcome on file is kept aside first."""
     reports_dir.mkdir(parents=True, exist_ok=True)
     kept = keep_last_complete(reports_dir)
-    lines = no_study_lines(reports_dir, checklist, checked, models, interrupted, failed_tests, kept)
+    lines = no_study_lines(reports_dir, checklist, checked, models, interrupted, failed_tests, kept, swept)
     faulted = any(t.get("fault") for t in failed_tests)
     step = ("Fix the machine first (the first line says how), then rerun the same command." if faulted else
             "Run the study for a verdict: `pytest -m \"preflight or study\"` with the same options.")

@@ -135,9 +135,7 @@ def test_steering_that_changes_nothing_on_the_real_model_is_named(tmp_path, smol
 def test_a_system_prompt_override_is_what_the_model_sees_and_keys_the_cache(tmp_path, smollm2_dir):
     done = suite_run(tmp_path, "--parity-model", "smollm2-135m", "--parity-system-prompt", "none",
                      "--parity-tools", "hooks,nnsight", "-k", "test_cycle_completes and hooks", marker="study")
-    report = json.loads((tmp_path / "reports" / "phase1_outcome.partial.json").read_text()
-                        if (tmp_path / "reports" / "phase1_outcome.partial.json").exists()
-                        else (tmp_path / "reports" / "phase1_outcome.json").read_text())
+    report = json.loads((tmp_path / "reports" / "phase1_outcome.json").read_text())  # always this run's
     asked = report["models_loaded"]["smollm2-135m"]["asked"]
     assert "SmolLM, trained by Hugging Face" not in asked["as_tokenized"], asked
     assert "empty system turn" in asked["system_prompt"], asked

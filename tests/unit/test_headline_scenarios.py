@@ -74,11 +74,11 @@ def test_interrupted_run_reports_what_the_packed_call_computed(tmp_path):
     assert report["headline"]["next_step"].startswith("Rerun the same command to finish"), report["headline"]
 
 
-def test_later_partial_or_preflight_runs_never_replace_a_complete_outcome(tmp_path):
-    """`-k` on one model after a complete run: the complete outcome and its figures stay; the partial run is
-    written beside it, judged against every configured model (no verdict), and says where the complete one is.
-    A preflight-only run's junit.xml and report.html say no study ran and quote the outcome on file. The next
-    complete run removes the partial files."""
+def test_later_partial_or_preflight_runs_write_their_own_outcome_and_keep_the_complete_one(tmp_path):
+    """`-k` on one model after a complete run: the partial run's outcome file is its own, judged against every
+    configured model (no verdict); the complete outcome is moved to `phase1_outcome.last-complete.*` with its
+    figures and named. A preflight-only run's outcome, junit.xml and report.html say no study ran and quote the
+    last complete outcome. The next complete run removes the kept and partial files."""
     reports = tmp_path / "reports"
     assert study(tmp_path, "-k", "test_cycle_completes").returncode == 0
     complete = (reports / "phase1_outcome.md").read_text()
@@ -95,26 +95,27 @@ def test_later_partial_or_preflight_runs_never_replace_a_complete_outcome(tmp_pa
     assert "parity_outcome_on_file" in junit and _escaped(verdict) in html, html[:2000]
     assert "Checklist gemma2-organism (this run): every check passed" in junit
     assert "parity: torch" in html and "parity: nnsight" in html  # tool versions in the Environment table
-    assert (reports / "phase1_outcome.md").read_text() == complete
+    assert first_line(tmp_path).startswith("# No study ran in this run"), first_line(tmp_path)
+    assert (reports / "phase1_outcome.last-complete.md").read_text() == complete
 
     done = study(tmp_path, "-k", "test_cycle_completes and qwen2")
-    assert (reports / "phase1_outcome.md").read_text() == complete
+    assert (reports / "phase1_outcome.last-complete.md").read_text() == complete
     assert sorted(p.name for p in reports.glob("[!p]*.png")) == figures
-    partial = (reports / "phase1_outcome.partial.md").read_text()
+    partial = (reports / "phase1_outcome.md").read_text()
     line = partial.splitlines()[0]
     assert line.startswith("# [PARTIAL: no cycle for gemma2-organism] ON TEST MODELS"), line
     assert "): NO VERDICT: data missing" in line, line
     assert "every model" not in line and "Proceed" not in line and "Stop" not in line, line
-    assert "did not replace the complete outcome" in partial
-    step = json.loads((reports / "phase1_outcome.partial.json").read_text())["headline"]["next_step"]
+    assert "The last complete outcome was kept" in partial
+    step = json.loads((reports / "phase1_outcome.json").read_text())["headline"]["next_step"]
     assert step.startswith("Complete the run first (gemma2-organism: 6 of 6 cycles not run)"), step
     assert "These are the suite's own test models" in step and "Fill the missing data" not in step, step
     assert sorted(p.name for p in reports.glob("partial-*.png")) == ["partial-qwen2-organism-cosine.png",
                                                                      "partial-qwen2-organism-outcome.png"]
-    assert "kept: the complete outcome" in done.stdout
+    assert "kept: the last complete outcome" in done.stdout
 
     assert study(tmp_path, "-k", "test_cycle_completes").returncode == 0
-    assert not list(reports.glob("*partial*")), list(reports.glob("*partial*"))
+    assert not list(reports.glob("*partial*")) and not list(reports.glob("*last-complete*")), list(reports.iterdir())
     assert (reports / "phase1_outcome.md").read_text().splitlines()[0] == complete.splitlines()[0]
 
 

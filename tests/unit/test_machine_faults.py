@@ -47,6 +47,15 @@ def test_out_of_memory_on_one_model_is_not_run_and_blames_no_tool(tmp_path):
     assert "<failure" not in junit, "a fault of the machine is not run, never failed"
 
 
+def test_a_full_disk_is_named_and_blames_no_tool(tmp_path):
+    done = study(tmp_path, "-k", "test_cycle_completes", env={"PARITY_TEST_DISK_FULL_ON": "gemma2-organism"})
+    line = first_line(tmp_path)
+    assert line.startswith("# DISK FULL on gemma2-organism ("), line
+    assert "No space left on device" in line and "free disk space" in line, line
+    _assert_blames_no_tool(line)
+    assert done.returncode != 0
+
+
 @pytest.fixture(scope="module")
 def overflowing(tmp_path_factory) -> str:
     from parity_lib.models import MODELS_DIR

@@ -199,25 +199,26 @@ def test_first_line_says_what_happened_before_the_protocol_name(diverge_on, star
 def test_a_run_without_study_says_so_and_which_checklist_lines_are_its_own(tmp_path):
     """`-m preflight` interrupted after one model's checks: it says it was interrupted, and the other model's
     checklist line is the file's from an earlier run, said as such; models the run is not configured for are
-    not listed; a partial report beside the outcome is named too."""
-    from parity_lib.report.session_report import no_study_lines
+    not listed; its own outcome file says so, and the complete outcome on file is kept aside and named."""
+    from parity_lib.report.session_report import no_study_lines, write_no_study
     from parity_lib.results import write_json_atomic
 
     checklist = {"provenance": {"utc": "2026-12-01T00:00:00+00:00"},
                  "summary": {QWEN: {"failed": []}, GEMMA: {"failed": ["residual_location [nnsight]"]},
                              "other-model": {"failed": []}}}
     write_json_atomic(tmp_path / "phase1_outcome.json", {"headline": {"text": "the complete one"},
-                                                         "provenance": {"utc": "T1"}})
-    write_json_atomic(tmp_path / "phase1_outcome.partial.json", {"headline": {"text": "the partial one"},
-                                                                 "provenance": {"utc": "T2"}})
-    lines = no_study_lines(tmp_path, checklist, {QWEN}, [QWEN, GEMMA], interrupted=True)
+                                                         "provenance": {"utc": "T1"}, "run": {"complete": True}})
+    lines = write_no_study(tmp_path, checklist, {QWEN}, [QWEN, GEMMA], True, [], {"utc": "T2"}, 1.0)
     assert lines["verdict"].startswith("[INTERRUPTED] No study ran in this run")
     assert lines[f"checklist_{QWEN}"] == f"Checklist {QWEN} (this run): every check passed"
     assert lines[f"checklist_{GEMMA}"] == (f"Checklist {GEMMA} (from an earlier run, checklist file of "
                                            f"2026-12-01T00:00:00+00:00): FAILED 1: residual_location [nnsight]")
     assert not any("other-model" in line for line in lines.values())
-    assert lines["outcome_on_file"].endswith("T1, from an earlier run): the complete one")
-    assert lines["partial_on_file"].endswith("T2, from an earlier run): the partial one")
+    assert lines["outcome_on_file"] == (f"Last complete study outcome (an earlier run, T1, kept in "
+                                        f"{tmp_path / 'phase1_outcome.last-complete.md'}): the complete one")
+    assert (tmp_path / "phase1_outcome.md").read_text().startswith("# [INTERRUPTED] No study ran in this run")
+    assert json.loads((tmp_path / "phase1_outcome.last-complete.json").read_text())["headline"]["text"] == \
+        "the complete one"
     clean = no_study_lines(tmp_path / "empty", {}, set(), [QWEN], interrupted=False)
     assert clean["verdict"] == "No study ran in this run: no Phase 1 verdict from it (nothing checked)."
     assert clean[f"checklist_{QWEN}"].endswith("not checked in this configuration (dtype, device, code, tools)")

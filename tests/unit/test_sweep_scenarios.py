@@ -51,7 +51,9 @@ def test_the_organisms_window_holds_their_defaults_and_the_tools_coincide(tmp_pa
     names = {p.name for p in (tmp_path / "reports").iterdir()}
     assert {"sweep.md", "sweep.json", "sweep-qwen2-organism-dose.png", "sweep-gemma2-organism-depth.png"} <= names
     assert "parity_sweep_verdict" in (tmp_path / "reports" / "junit.xml").read_text()
-    assert not (tmp_path / "reports" / "phase1_outcome.md").exists(), "a sweep writes no study verdict"
+    outcome = (tmp_path / "reports" / "phase1_outcome.md").read_text().splitlines()[0]  # this run's, no verdict
+    assert outcome == "# No study ran in this run: no Phase 1 verdict from it (a sweep: its result heads sweep.md).", \
+        outcome
 
     again = sweep(tmp_path, "--parity-layers", "8,16", "--parity-tools", tools, "-v")
     lines = [ln for ln in again.stdout.splitlines() if "parity: sweep " in ln and " L" in ln]
