@@ -17,19 +17,21 @@ from typing import Any, Sequence
 import torch
 
 from . import memory
-from .classify import GarbledRules, classify
 from .directions import Direction, diff_of_means
 from .errors import ConfigError, DeviceOutOfMemoryError
 from .extractors import extract_layers, get_extractor
+from .generation import generate_packed_tokens, generate_tokens, label, prompt_width, steered_logits_top
 from .models import LoadedModel
 from .prompts import PromptSet
-from .steering import SCOPES, SteeringSpec, get_steerer, steering_tool
+from .steering import SCOPES, SteeringSpec, steering_tool
 from .steering.compiled import MODES as GENERATION_MODES
-from .steering.compiled import reference_generation
 
 STEER_MODES = ("hooks", "same")
+
+
+
 PACKING = ("tools", "none")
-LOGIT_TOP_K = 64
+
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class StudySettings:
         return self.multiplier if self.multiplier is not None else lm.spec.multiplier_for(self.scope)
 
 
+
 @dataclass
 class CycleResult:
     model: str
@@ -93,6 +96,7 @@ class CycleResult:
                 "provenance": provenance}
 
 
+
 def config_key(lm: LoadedModel, tool: str, prompts: PromptSet, settings: StudySettings,
                code: str) -> str:
     """What a cached cycle must share with this run to be reused: the same computation (spec, tool and its
@@ -109,11 +113,13 @@ def config_key(lm: LoadedModel, tool: str, prompts: PromptSet, settings: StudySe
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
+
 def extract_direction(lm: LoadedModel, tool: str, prompts: PromptSet) -> Direction:
     batch = lm.encode([*prompts.harmful, *prompts.harmless])
     acts = get_extractor(tool).extract(lm, batch, lm.spec.layer)
     n = len(prompts.harmful)
     return diff_of_means(acts.last[:n], acts.last[n:], lm.spec.layer)
+
 
 
 def extract_directions(lm: LoadedModel, tool: str, prompts: PromptSet, layers: Sequence[int]) -> dict[int, Direction]:
@@ -123,95 +129,6 @@ def extract_directions(lm: LoadedModel, tool: str, prompts: PromptSet, layers: S
     return {layer: diff_of_means(acts.last[:n], acts.last[n:], layer)
             for layer, acts in extract_layers(get_extractor(tool), lm, batch, list(layers)).items()}
 
-
-def prompt_width(lm: LoadedModel, prompts: Sequence[str]) -> int:
-    """The padded prompt length of `prompts` on this model (its chat template included)."""
-    return int(lm.encode(list(prompts)).input_ids.shape[1])
-
-
-def generate_tokens(lm: LoadedModel, steerer_name: str, spec: SteeringSpec, prompts: Sequence[str],
-                    max_new_tokens: int, batch_size: int = 0,
-                    generation: str = "eager") -> tuple[list[list[int]], dict[str, Any]]:
-    """Greedy continuations of chat-formatted `prompts` under `spec` (up to and including EOS), in as many calls
-    as the device's memory needs (`memory.plan`; `batch_size` caps the prompts per call), and how the generation
-    ran (the reference steerer may run compiled once proven: `steering/compiled.py`). The study and the
-    organisms' measurement both generate here."""
-    steerer = get_steerer(steerer_name)
-    how: dict[str, Any] = {"path": "eager (dynamic cache)", "tried": False, "proof": f"{steerer_name}'s own steering"}
-    plan = memory.plan(lm, len(prompts), prompt_width(lm, prompts), max_new_tokens, at_most=batch_size)
-
-    def call(chunk: Sequence[str]) -> list[list[int]]:
-        nonlocal how
-        batch = lm.encode(list(chunk))
-        generator = steerer
-        if steerer_name == "hooks":
-            generator, how = reference_generation(lm, batch, spec, max_new_tokens, generation)
-        out = generator.generate(lm, batch, spec, max_new_tokens)
-        return [_strip(row.tolist(), lm.tokenizer) for row in out]
-
-    tokens, calls = memory.in_calls(list(prompts), plan.rows_per_call, call, f"{lm.spec.name}: generating",
-                                    plan.row_bytes, str(lm.device))
-    return tokens, {**how, "plan": {**plan.to_dict(), "calls_made": calls}}
-
-
-def generate_packed_tokens(lm: LoadedModel, specs: Sequence[SteeringSpec], prompts: Sequence[str],
-                           max_new_tokens: int, batch_size: int = 0,
-                           firing: bool = False) -> tuple[list[list[list[int]]], dict[str, Any]]:
-    """`generate_tokens` through the reference steerer for several specs at once: the prompts stacked once per
-    spec (block-major), each row steered by its own spec's m·v, in as many calls as the plan needs (one when
-    everything fits; `batch_size` caps the prompts per spec and call). One list of continuations per spec,
-    and the plan it ran under (with the calls it made: more than planned after an out-of-memory)."""
-    from .steering.hooks import generate_with_rows
-
-    rows = [(s, p) for s in range(len(specs)) for p in range(len(prompts))]
-    at_most = batch_size * len(specs) if batch_size else 0
-    plan = memory.plan(lm, len(rows), prompt_width(lm, prompts), max_new_tokens, firing=firing, at_most=at_most)
-    vectors = [spec.vector(lm.dtype, lm.device) for spec in specs]
-
-    def call(chunk: Sequence[tuple[int, int]]) -> list[list[int]]:
-        batch = lm.encode([prompts[p] for _, p in chunk])
-        table = torch.stack([vectors[s] for s, _ in chunk])[:, None, :]
-        out = generate_with_rows(lm, batch, specs[0], table, max_new_tokens)
-        return [_strip(row.tolist(), lm.tokenizer) for row in out]
-
-    flat, calls = memory.in_calls(rows, plan.rows_per_call, call, f"{lm.spec.name}: {len(specs)} packed blocks",
-                                  plan.row_bytes, str(lm.device))
-    n = len(prompts)
-    return [flat[i * n:(i + 1) * n] for i in range(len(specs))], {**plan.to_dict(), "calls_made": calls}
-
-
-def steered_logits_top(lm: LoadedModel, steerer_name: str, spec: SteeringSpec,
-                       prompts: Sequence[str]) -> dict[str, Any]:
-    """Top next-token logits of every prompt under `spec` (one forward, split as the device's memory needs)."""
-    steerer = get_steerer(steerer_name)
-    plan = memory.plan(lm, len(prompts), prompt_width(lm, prompts), 0)
-    if plan.calls == 1:
-        logits = steerer.logits(lm, lm.encode(list(prompts)), spec)
-    else:
-        parts, _ = memory.in_calls(list(prompts), plan.rows_per_call,
-                                   lambda chunk: [steerer.logits(lm, lm.encode(list(chunk)), spec)],
-                                   f"{lm.spec.name}: steered logits", plan.row_bytes, str(lm.device))
-        logits = torch.cat(parts)
-    if not torch.isfinite(logits).all() and lm.dtype == torch.float16:
-        from .errors import ModelOverflowError
-
-        raise ModelOverflowError(
-            f"FLOAT16 OVERFLOW on {lm.spec.name} under steering (×{spec.multiplier:g} from layer {spec.layers[0]}): "
-            f"the steered logits are NaN/Inf; rerun with --parity-dtype bfloat16 or float32")
-    return _top(logits)
-
-
-def _top(logits: torch.Tensor) -> dict[str, Any]:
-    k = min(LOGIT_TOP_K, logits.shape[-1])
-    top = logits.topk(k, dim=-1)
-    return {"ids": top.indices.tolist(), "values": top.values.tolist(), "k": k}
-
-
-def label(lm: LoadedModel, tokens: Sequence[Sequence[int]], keywords: Sequence[str],
-          rules: GarbledRules) -> tuple[list[str], list[str]]:
-    """Decoded texts and their classification labels (refusal / garbled / normal)."""
-    texts = [lm.tokenizer.decode(t, skip_special_tokens=True) for t in tokens]
-    return texts, [classify(t, keywords, rules).value for t in texts]
 
 
 def steer_eval(lm: LoadedModel, steerer_name: str, spec: SteeringSpec, prompts: PromptSet,
@@ -223,6 +140,7 @@ def steer_eval(lm: LoadedModel, steerer_name: str, spec: SteeringSpec, prompts: 
     return tokens, steered_logits_top(lm, steerer_name, spec, evals), how
 
 
+
 def unsteered_eval(lm: LoadedModel, prompts: PromptSet, settings: StudySettings) -> dict[str, Any]:
     """The baseline every steered rate is read against: the same evaluation prompts, the same generation
     path and length, no steering (a spec with no layers, so no hook is ever registered)."""
@@ -230,6 +148,7 @@ def unsteered_eval(lm: LoadedModel, prompts: PromptSet, settings: StudySettings)
     started = time.perf_counter()
     tokens, _, how = steer_eval(lm, "hooks", spec, prompts, settings)
     return _baseline_record(lm, tokens, prompts, settings, time.perf_counter() - started, how)
+
 
 
 def _baseline_record(lm: LoadedModel, tokens: list[list[int]], prompts: PromptSet, settings: StudySettings,
@@ -241,14 +160,10 @@ def _baseline_record(lm: LoadedModel, tokens: list[list[int]], prompts: PromptSe
             "max_new_tokens": settings.max_new_tokens, "generate_s": seconds, "generation": how}
 
 
-def _strip(row: list[int], tokenizer) -> list[int]:
-    """Drop padding after EOS: the generated continuation up to and including the first EOS."""
-    eos = tokenizer.eos_token_id
-    return row[: row.index(eos) + 1] if eos is not None and eos in row else row
-
 
 def _spec(lm: LoadedModel, direction: Direction, settings: StudySettings) -> SteeringSpec:
     return SteeringSpec.build(direction.unit, lm.spec.layer, lm.n_layers, settings.multiplier_for(lm), settings.scope)
+
 
 
 def _out_of_memory(what: str, lm: LoadedModel) -> DeviceOutOfMemoryError:
@@ -261,6 +176,7 @@ def _out_of_memory(what: str, lm: LoadedModel) -> DeviceOutOfMemoryError:
         f"{lm.device})")
 
 
+
 def _result(lm: LoadedModel, tool: str, repeat: int, direction: Direction, spec: SteeringSpec, steerer: str,
             tokens: list[list[int]], logits_top: dict[str, Any], how: dict[str, Any], prompts: PromptSet,
             settings: StudySettings, timings: dict[str, float]) -> CycleResult:
@@ -269,6 +185,7 @@ def _result(lm: LoadedModel, tool: str, repeat: int, direction: Direction, spec:
                 "gen_batch_size": settings.gen_batch_size or len(tokens), "decoding": "greedy",
                 "generation": how}
     return CycleResult(lm.spec.name, tool, repeat, direction, steering, labels, texts, tokens, logits_top, timings)
+
 
 
 def run_cycle(lm: LoadedModel, tool: str, prompts: PromptSet, settings: StudySettings,
@@ -288,6 +205,7 @@ def run_cycle(lm: LoadedModel, tool: str, prompts: PromptSet, settings: StudySet
                     "total_s": time.perf_counter() - start})
 
 
+
 @dataclass
 class Repeat:
     """One packed repeat: each tool's cycle (or the exception that stopped it) and, when asked, the unsteered
@@ -295,6 +213,7 @@ class Repeat:
     cycles: dict[str, CycleResult | Exception] = field(default_factory=dict)
     baseline: dict[str, Any] | None = None
     firing: dict[str, Any] | None = None  # the call's firing map, when asked and the call was one batch
+
 
 
 def _directions(lm: LoadedModel, tools: Sequence[str], prompts: PromptSet, settings: StudySettings, repeat: int,
@@ -314,6 +233,7 @@ def _directions(lm: LoadedModel, tools: Sequence[str], prompts: PromptSet, setti
             continue
         ready[tool] = (direction, _spec(lm, direction, settings), time.perf_counter() - start)
     return ready
+
 
 
 def run_repeat(lm: LoadedModel, tools: Sequence[str], prompts: PromptSet, settings: StudySettings,
