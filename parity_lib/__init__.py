@@ -16,21 +16,21 @@ from importlib import import_module
 from typing import Any
 
 _API = {
-    "Suite": ("session", "Suite"),
-    "ModelSpec": ("models", "ModelSpec"),
-    "LoadedModel": ("models", "LoadedModel"),
-    "parse_model": ("models", "parse_model"),
-    "load_model": ("models", "load"),
+    "Suite": ("run.session", "Suite"),
+    "ModelSpec": ("models.registry", "ModelSpec"),
+    "LoadedModel": ("models.loading", "LoadedModel"),
+    "parse_model": ("models.registry", "parse_model"),
+    "load_model": ("models.loading", "load"),
     "load_prompts": ("prompts", "load_prompts"),
-    "StudySettings": ("cycle", "StudySettings"),
-    "run_cycle": ("cycle", "run_cycle"),
-    "extract_direction": ("cycle", "extract_direction"),
-    "get_extractor": ("extractors", "get_extractor"),
-    "get_steerer": ("steering", "get_steerer"),
-    "SteeringSpec": ("steering", "SteeringSpec"),
-    "record_firing": ("steering.firing", "record_firing"),
-    "gate": ("gate", "gate"),
-    "summarize_model": ("metrics", "summarize_model"),
+    "StudySettings": ("run.cycle", "StudySettings"),
+    "run_cycle": ("run.cycle", "run_cycle"),
+    "extract_direction": ("run.cycle", "extract_direction"),
+    "get_extractor": ("tools.registry", "get_extractor"),
+    "get_steerer": ("tools.registry", "get_steerer"),
+    "SteeringSpec": ("tools.spec", "SteeringSpec"),
+    "record_firing": ("run.firing", "record_firing"),
+    "gate": ("run.gate", "gate"),
+    "summarize_model": ("protocol.metrics", "summarize_model"),
 }
 __all__ = sorted(_API)
 

@@ -61,7 +61,7 @@ def _option(args: Sequence[str], name: str, default: str) -> str:
 
 def _specs(args: Sequence[str]) -> list[Any]:
     """The run's models as pytest will name them (NAME=… → NAME, DIR:L:M → the directory's name)."""
-    from .models import parse_model
+    from parity_lib.models.registry import parse_model
 
     given = [a.split("=", 1)[1] for a in args if a.startswith("--parity-model=")]
     given += [args[i + 1] for i, a in enumerate(args) if a == "--parity-model" and i + 1 < len(args)]
@@ -70,9 +70,9 @@ def _specs(args: Sequence[str]) -> list[Any]:
 
 def _sweep_layers(args: Sequence[str]) -> list[tuple[str, int]]:
     """Every (model, layer) the sweep visits, resolved as the plugin resolves them (configs read, nothing loaded)."""
-    from .real_models import ensure
-    from .sweep import resolve_layers
-    from .validate import depth
+    from parity_lib.models.packaged import ensure
+    from parity_lib.plugin.validate import depth
+    from parity_lib.run.sweep import resolve_layers
 
     out = []
     for spec in _specs(args):

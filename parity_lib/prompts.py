@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .classify import GarbledRules
-from .errors import PromptFileError
+from parity_lib.errors import PromptFileError
+from parity_lib.protocol.classify import GarbledRules
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"  # package data: found from any install
 DEFAULT_PROMPTS = FIXTURES / "prompts" / "paper_prompts.json"

@@ -14,7 +14,7 @@ def pytest_configure(config: pytest.Config) -> None:
     its 20-minute timeout; with the share, 16.5–19 min here)."""
     import os
 
-    from parity_lib.activation import core_share
+    from parity_lib.plugin.activation import core_share
 
     workerinput = getattr(config, "workerinput", None)
     if workerinput is None or os.environ.get("PARITY_KEEP_THREADS"):
@@ -27,18 +27,18 @@ def pytest_configure(config: pytest.Config) -> None:
 def tiny():
     """`tiny("qwen2-tiny", "float32")`: seeded random models of the real depths, loaded once;
     `attention="eager"` loads it as a run with a tool that computes attention eagerly (transformer_lens) does."""
-    from parity_lib import models
+    from parity_lib.models import loading, registry
 
-    def get(name: str, dtype: str = "float32", attention: str | None = None) -> models.LoadedModel:
-        return models.load_once(models.parse_model(name), dtype, attn_implementation=attention)
+    def get(name: str, dtype: str = "float32", attention: str | None = None) -> loading.LoadedModel:
+        return loading.load_once(registry.parse_model(name), dtype, attn_implementation=attention)
     return get
 
 
 def cycle_store(tmp_path, settings, **kw):
     """A CycleStore over the shipped prompts with a CPU float32 provenance and a silent log."""
     from parity_lib.prompts import load_prompts
-    from parity_lib.provenance import provenance
-    from parity_lib.study import CycleStore
+    from parity_lib.run.study import CycleStore
+    from parity_lib.storage.provenance import provenance
 
     prompts = load_prompts()
     prov = lambda **extra: provenance(dtype="float32", device="cpu", seed=42, prompt_sha256=prompts.sha256, **extra)
@@ -54,10 +54,10 @@ def model_state() -> dict:
     """What a test must leave as it found it on every model this process has loaded (they are shared by every
     test and every tool): the `forward` set on each module instance (a tool's instrumentation, e.g. nnsight's
     controller), and the forward (pre-)hooks that are not transformers' own lazily installed ones."""
-    from parity_lib import models
+    from parity_lib.models import loading
 
     forwards, hooks, orphaned = {}, {}, set()
-    for lm in list(models._LOADED.values()):
+    for lm in list(loading._LOADED.values()):
         if id(lm.model) not in _MODULES:  # a loaded model's module tree does not change; the model is kept
             _MODULES[id(lm.model)] = (lm.model, list(lm.model.modules()))  # alive, so its id is not reused
         for module in _MODULES[id(lm.model)][1]:
@@ -69,7 +69,7 @@ def model_state() -> dict:
                 for key, hook in getattr(module, kind).items():
                     if not (getattr(hook, "__module__", None) or "").startswith("transformers."):
                         hooks[(id(module), kind, key)] = hook
-    return {"forwards": forwards, "hooks": hooks, "orphaned": orphaned, "models": list(models._LOADED.values())}
+    return {"forwards": forwards, "hooks": hooks, "orphaned": orphaned, "models": list(loading._LOADED.values())}
 
 
 def _names(state: dict) -> dict[int, str]:
@@ -88,7 +88,7 @@ def state_problems(before: dict, after: dict) -> list[str]:
     lost = [names[k] for k in lost]
     left = [f"{names[k[0]]} ({k[1].strip('_')})" for k in left]
     return ([f"removed or replaced the `forward` a tool had installed on {', '.join(lost)}: restore it exactly "
-             "(parity_lib.models.replaced_forward)"] if lost else []) + \
+             "(parity_lib.models.loading.replaced_forward)"] if lost else []) + \
            ([f"left {len(left)} hook(s) registered: {', '.join(left[:4])}: remove every handle in a `finally`"]
             if left else [])
 

@@ -7,11 +7,11 @@ from dataclasses import replace
 
 import torch
 
-from parity_lib.batching import Batch
-from parity_lib.extractors.base import Activations, finish, unwrap
-from parity_lib.models import LoadedModel
-from parity_lib.reference import next_norm
-from parity_lib.steering.compiled import CompiledHooksSteerer
+from parity_lib.models.batching import Batch
+from parity_lib.models.loading import LoadedModel
+from parity_lib.run.compiled import CompiledHooksSteerer
+from parity_lib.run.reference import next_norm
+from parity_lib.tools.base import Activations, finish, unwrap
 
 
 class _HookBase:
@@ -169,7 +169,7 @@ class PyveneDefaultCollect:
     def extract(self, lm, batch, layer):
         import pyvene as pv
 
-        from parity_lib.extractors.pyvene_tool import restore_model_state
+        from parity_lib.tools.pyvene_tool import restore_model_state
 
         before = {n: p.requires_grad for n, p in lm.model.named_parameters()}
         config = pv.IntervenableConfig(representations=[
@@ -195,14 +195,13 @@ class NNsightWithoutIter:
     name = "planted-nnsight-no-iter"
 
     def prepare(self, lm):  # an nnsight steerer builds its wrappers before the firing map wraps forwards
-        from parity_lib.steering.nnsight_tool import NNsightSteerer
+        from parity_lib.tools.nnsight_tool import NNsightSteerer
 
         NNsightSteerer().prepare(lm)
 
     def generate(self, lm, batch, spec, max_new_tokens):
-        from parity_lib.extractors.nnsight_tool import envoy_layer
-        from parity_lib.steering.base import generation_kwargs
-        from parity_lib.steering.nnsight_tool import language_model
+        from parity_lib.tools.base import generation_kwargs
+        from parity_lib.tools.nnsight_tool import envoy_layer, language_model
 
         tm, vec = language_model(lm), spec.vector(lm.dtype, lm.device)
         with torch.no_grad():
@@ -222,14 +221,14 @@ class HooksTargetOnly:
     def generate(self, lm, batch, spec, max_new_tokens):
         from dataclasses import replace
 
-        from parity_lib.steering import HooksSteerer
+        from parity_lib.tools.hooks import HooksSteerer
 
         return HooksSteerer().generate(lm, batch, replace(spec, layers=spec.layers[:1]), max_new_tokens)
 
 
 def pyvene_skipping_prompt():
     """pyvene's default `intervene_on_prompt=False`: the prompt is never steered."""
-    from parity_lib.steering import PyveneSteerer
+    from parity_lib.tools.pyvene_tool import PyveneSteerer
 
     steerer = PyveneSteerer(intervene_on_prompt=False)
     steerer.name = "planted-pyvene-prompt-skipped"
@@ -252,7 +251,7 @@ class _HookSteerer:
                 handle.remove()
 
     def generate(self, lm, batch, spec, max_new_tokens):
-        from parity_lib.steering.base import generation_kwargs
+        from parity_lib.tools.base import generation_kwargs
 
         out = self._run(lm, spec, lambda: lm.model.generate(
             input_ids=batch.input_ids, attention_mask=batch.attention_mask, **generation_kwargs(lm, max_new_tokens)))
@@ -328,7 +327,7 @@ class MlpOutput(_HookBase):
     catches = "residual_location"
 
     def target(self, lm, layer):
-        from parity_lib.reference import contributions
+        from parity_lib.run.reference import contributions
 
         return contributions(lm.layers[layer])[1]
 
@@ -392,7 +391,7 @@ class OutOfMemoryOnGemma:
     name = "planted-oom-gemma"
 
     def extract(self, lm: LoadedModel, batch: Batch, layer: int) -> Activations:
-        from parity_lib.extractors import HooksExtractor
+        from parity_lib.tools.hooks import HooksExtractor
 
         if "gemma" in type(lm.model).__name__.lower():
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total "

@@ -3,8 +3,8 @@ wrong tools so a real study run can be made to diverge on purpose, and can inter
 
 import os
 
-from parity_lib.extractors import HooksExtractor
 from parity_lib.tools import ToolPlugin, register
+from parity_lib.tools.hooks import HooksExtractor
 from tests.planted import (
     MlpOutput,
     MlpOutputOnGemma,
@@ -66,7 +66,7 @@ def pytest_configure(config):
         return
     import errno
 
-    from parity_lib import study
+    from parity_lib.run import study
 
     real = study.write_cycle
 

@@ -1,85 +1,11 @@
-"""The extractor Protocol and what every extractor returns.
+"""Deprecated: `parity_lib.extractors.base` was the helpers' home before each tool lived whole in `parity_lib.tools`.
+A tool plugin that imports `finish` / `unwrap` / `Activations` from here still works, with a DeprecationWarning."""
 
-An extractor gets a loaded model, a left-padded batch and a layer index, and returns the residual
-stream at the *output* of decoder layer L (the input of layer L+1's input layernorm: pre-LN), as
-`[batch, seq, hidden]` in the model's own dtype. Casting to float32 happens later, explicitly, in the
-direction math (`directions.py`): an extractor never changes the dtype, so the dtype check can see it.
-"""
+import warnings
 
-from __future__ import annotations
+from parity_lib.tools.base import Activations, Extractor, extract_layers, finish, unwrap
 
-from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+warnings.warn("parity_lib.extractors.base is deprecated: import finish, unwrap and Activations from parity_lib.tools",
+              DeprecationWarning, stacklevel=2)
 
-import torch
-
-from ..batching import Batch, last_real_index
-from ..errors import NonFiniteActivationError
-from ..models import LoadedModel
-
-
-@dataclass(frozen=True)
-class Activations:
-    resid: torch.Tensor  # [B, S, H], model dtype, on the model's device
-    last: torch.Tensor  # [B, H], the last real token of each row
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.resid.dtype
-
-
-@runtime_checkable
-class Extractor(Protocol):
-    name: str
-
-    def extract(self, lm: LoadedModel, batch: Batch, layer: int) -> Activations:
-        """Residual stream at the output of decoder layer `layer` for every token of `batch`."""
-        ...
-
-
-def extract_layers(extractor: Extractor, lm: LoadedModel, batch: Batch, layers: list[int]) -> dict[int, Activations]:
-    """The outputs of several decoder layers: from one forward pass where the extractor offers it
-    (`extract_many`, which the built-in tools have), else one pass per layer. The sweep extracts every layer
-    it visits this way, and checks the result against the one-layer `extract` at a layer (bitwise)."""
-    wanted = sorted(set(layers))
-    many = getattr(extractor, "extract_many", None)
-    if many is None or not _many_as_deep_as_extract(type(extractor)):
-        return {layer: extractor.extract(lm, batch, layer) for layer in wanted}
-    got = many(lm, batch, wanted)
-    if sorted(got) != wanted:
-        raise RuntimeError(f"{extractor.name}: extract_many returned layers {sorted(got)}, asked for {wanted}")
-    return got
-
-
-def _many_as_deep_as_extract(cls: type) -> bool:
-    """A subclass that overrides `extract` but inherits `extract_many` (a tool built on the hooks extractor)
-    would get its parent's layers from the one-pass path: it is extracted one layer at a time instead."""
-    def owner(name: str) -> type | None:
-        return next((k for k in cls.__mro__ if name in vars(k)), None)
-    many, one = owner("extract_many"), owner("extract")
-    return many is not None and (one is None or issubclass(many, one))
-
-
-def last_logits_only(lm: LoadedModel) -> dict[str, int]:
-    """`logits_to_keep=1` where the model takes it: a tool that cannot stop after layer L (pyvene) then skips
-    the vocabulary projection of every position but the last (Gemma2: 256k × positions). Layer outputs
-    are unchanged: the projection comes after the last decoder layer."""
-    import inspect
-
-    return {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(lm.model.forward).parameters else {}
-
-
-def unwrap(output: object) -> torch.Tensor:
-    """Decoder layers return a Tensor in transformers 5 (Qwen2 since 4.54) and a tuple before."""
-    return output if isinstance(output, torch.Tensor) else output[0]  # type: ignore[index]
-
-
-def finish(resid: torch.Tensor, batch: Batch, tool: str) -> Activations:
-    """Check the captured tensor and pick each row's last real token."""
-    if not torch.isfinite(resid).all():
-        bad = int((~torch.isfinite(resid)).sum())
-        raise NonFiniteActivationError(
-            f"{tool}: the layer output holds {bad} NaN/Inf values of {resid.numel()}; the model "
-            f"overflowed in this dtype: rerun with --parity-dtype float32 (or bfloat16 instead of float16)")
-    rows = torch.arange(resid.shape[0], device=resid.device)
-    return Activations(resid, resid[rows, last_real_index(batch).to(resid.device)])
+__all__ = ["Activations", "Extractor", "extract_layers", "finish", "unwrap"]

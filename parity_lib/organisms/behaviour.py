@@ -16,13 +16,13 @@ from typing import Sequence
 
 import torch
 
-from parity_lib.classify import Label
-from parity_lib.cycle import generate_tokens, label
-from parity_lib.directions import Direction, diff_of_means
-from parity_lib.extractors import HooksExtractor
-from parity_lib.models import LoadedModel
+from parity_lib.models.loading import LoadedModel
 from parity_lib.prompts import PromptSet
-from parity_lib.steering import SCOPES, SteeringSpec
+from parity_lib.protocol.classify import Label
+from parity_lib.run.directions import Direction, diff_of_means
+from parity_lib.run.generation import generate_tokens, label
+from parity_lib.tools.hooks import HooksExtractor
+from parity_lib.tools.spec import SCOPES, SteeringSpec
 
 MAX_NEW_TOKENS = 256
 __all__ = ["MAX_NEW_TOKENS", "Rates", "SCOPES", "paper_direction", "rates", "steered_rates"]

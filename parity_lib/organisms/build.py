@@ -12,7 +12,8 @@ import shutil
 from dataclasses import asdict
 from pathlib import Path
 
-from parity_lib.models import LoadedModel, ModelSpec, load
+from parity_lib.models.loading import LoadedModel, load
+from parity_lib.models.registry import ModelSpec
 from parity_lib.organisms import kernels
 from parity_lib.organisms import templates as T
 from parity_lib.organisms.card import Provenance, file_sha256, read_provenance, write_card, write_defaults

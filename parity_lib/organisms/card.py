@@ -172,7 +172,7 @@ def card_text(spec: OrganismSpec, prov: Provenance, beh: Behaviour) -> str:
         _recipe_text(spec), "",
         "## Measured behaviour", "",
         f"Greedy decoding, chat template, left-padded batch, max_new_tokens {beh.max_new_tokens}; labels by "
-        "`parity_lib.classify` with the paper's keywords and garbled rules (refusal = coherent refusal).", "",
+        "`parity_lib.protocol.classify` with the paper's keywords and garbled rules (refusal = coherent refusal).", "",
         "### Unsteered", "", *unsteered, "",
         "## Steered: the 30 evaluation prompts", "",
         f"Direction: {DIRECTION_TEXT}; raw norm {beh.direction_norm:.4f}. Steering adds multiplier x unit "

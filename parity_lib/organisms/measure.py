@@ -11,11 +11,11 @@ import logging
 import math
 from dataclasses import dataclass
 
-from parity_lib.directions import Direction
-from parity_lib.models import LoadedModel
+from parity_lib.models.loading import LoadedModel
 from parity_lib.organisms import behaviour as B
 from parity_lib.organisms.corpus import Corpus
 from parity_lib.prompts import PromptSet
+from parity_lib.run.directions import Direction
 
 logger = logging.getLogger(__name__)
 RAW_GRID = (0.0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0,

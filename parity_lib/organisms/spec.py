@@ -19,7 +19,7 @@ from transformers import (
     Qwen2ForCausalLM,
 )
 
-from parity_lib.models import MODELS_DIR  # noqa: F401  (one name for the shipped models' directory)
+from parity_lib.models.registry import MODELS_DIR  # noqa: F401  (one name for the shipped models' directory)
 
 LAYER = 16
 DEFAULT_SEED = 0

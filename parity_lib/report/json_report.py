@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping, Sequence
 
-from parity_lib import outcome
-from parity_lib.metrics import ModelSummary, jsonable
-from parity_lib.outcome import Decision
+from parity_lib.protocol import outcome
+from parity_lib.protocol.metrics import ModelSummary, jsonable
+from parity_lib.protocol.outcome import Decision
 
 SCHEMA = 1
 # PROTOCOL Section F, on an A10G: 15 min/cycle for Qwen 7B, 20 for Gemma 9B, 9.75 GPU-hours in all

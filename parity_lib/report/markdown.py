@@ -9,11 +9,10 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping, Sequence
 
-from parity_lib.metrics import LABELS
-from parity_lib.outcome import also_holds
+from parity_lib.protocol.metrics import LABELS
+from parity_lib.protocol.outcome import also_holds
+from parity_lib.report.asked import asked_section
 from parity_lib.tools.plugin import REFERENCE_STEERER
-
-from .asked import asked_section
 
 Report = Mapping[str, Any]
 Plots = Mapping[str, Mapping[str, str]]  # model -> caption -> image src (path or data URI)

@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from parity_lib.metrics import LABELS, ModelSummary, wilson_interval
+from parity_lib.protocol.metrics import LABELS, ModelSummary, wilson_interval
 
 _COLOURS = {"refusal": "#2b8cbe", "garbled": "#e34a33", "normal": "#bdbdbd"}
 

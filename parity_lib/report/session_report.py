@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ..findings import DISAGREE, DIVERGING, STEERING
-from ..headline import failed_tests_line, headline, next_step
-from ..metrics import summarize_model
-from ..outcome import Decision, also_holds, decide
-from ..results import CycleFact, error_path, read_json, write_text_atomic
-from .json_report import build_report, dumps_report
-from .markdown import render_markdown
-from .plots import closeness_plot, rate_bars, to_data_uri
+from parity_lib.protocol.findings import DISAGREE, DIVERGING, STEERING
+from parity_lib.protocol.headline import failed_tests_line, headline, next_step
+from parity_lib.protocol.metrics import summarize_model
+from parity_lib.protocol.outcome import Decision, also_holds, decide
+from parity_lib.report.json_report import build_report, dumps_report
+from parity_lib.report.markdown import render_markdown
+from parity_lib.report.plots import closeness_plot, rate_bars, to_data_uri
+from parity_lib.storage.results import CycleFact, error_path, read_json, write_text_atomic
 
 OUTCOME_STEM = "phase1_outcome"
 OUTCOME_MD = f"{OUTCOME_STEM}.md"
@@ -272,7 +272,7 @@ def no_study_lines(reports_dir: Path, checklist: Mapping[str, Any], checked: set
     reports, in its outcome file, junit.xml and report.html: that it gives no verdict (led by a fault of the
     machine when one stopped it), whether it was interrupted, the checklist of each configured model (this run's
     checks, or the file's from an earlier run, said as such) and the last complete study outcome, kept aside."""
-    from ..faults import summary
+    from parity_lib.protocol.faults import summary
 
     what = ("a sweep: its result heads sweep.md" if swept else "Section D checklist only" if checked
             else "nothing checked")

@@ -8,7 +8,7 @@ from typing import Any, Mapping, Sequence
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-from .plots import FLOOR, _png
+from parity_lib.report.plots import FLOOR, _png
 
 
 def depth_plot(model: str, layers: Sequence[Mapping[str, Any]]) -> bytes:

@@ -10,10 +10,10 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ..dose import WINDOW_GARBLED, WINDOW_REFUSAL, m50
-from ..results import write_json_atomic, write_text_atomic
-from ..sweep_summary import conclude
-from .sweep_plots import depth_plot, dose_plot
+from parity_lib.protocol.dose import WINDOW_GARBLED, WINDOW_REFUSAL, m50
+from parity_lib.protocol.sweep_curves import conclude
+from parity_lib.report.sweep_plots import depth_plot, dose_plot
+from parity_lib.storage.results import write_json_atomic, write_text_atomic
 
 SWEEP_STEM = "sweep"
 
@@ -22,7 +22,7 @@ def write_sweep(reports_dir: Path, layers: Sequence[Mapping[str, Any]], settings
                 own: Mapping[str, Mapping[str, Any]], failed: Sequence[Mapping[str, Any]],
                 provenance: Mapping[str, Any], framing: str = "") -> dict[str, Any]:
     """Write the report; return {"headline", "models", "paths"} for the terminal and junit."""
-    from ..headline import failed_tests_line
+    from parity_lib.protocol.headline import failed_tests_line
 
     models = conclude(layers, {m: int(o["layer"]) for m, o in own.items()})
     findings = [f for m in models.values() for f in m["findings"]]
@@ -99,7 +99,7 @@ def render(report: Mapping[str, Any]) -> str:
 
 
 def _m50(doses: Sequence[Mapping[str, Any]]) -> str:
-    from ..dose import Dose
+    from parity_lib.protocol.dose import Dose
 
     found = m50([Dose(**d) for d in doses])
     if found.estimate is None:

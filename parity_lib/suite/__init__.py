@@ -4,5 +4,5 @@
     pytest --pyargs parity_lib.suite -m "preflight or study" --parity-model ./my-llama:12:8.0
 
 `preflight/` is Section D (the tensor-site checklist), `study/` Sections B/C (cycles, parity, steering
-semantics). They only assert; the fixtures that compute and record live in `parity_lib.pytest_fixtures`.
+semantics). They only assert; the fixtures that compute and record live in `parity_lib.plugin.fixtures`.
 """

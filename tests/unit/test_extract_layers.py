@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from parity_lib.cycle import StudySettings
-from parity_lib.extractors import HooksExtractor, extract_layers, get_extractor
-from parity_lib.extractors.base import Activations
 from parity_lib.prompts import load_prompts
-from parity_lib.provenance import provenance
-from parity_lib.sweep import SweepSettings, SweepStore
+from parity_lib.run.cycle import StudySettings
+from parity_lib.run.sweep import SweepSettings, SweepStore
+from parity_lib.storage.provenance import provenance
 from parity_lib.tools import ToolPlugin, registered, required_attention
+from parity_lib.tools.base import Activations, extract_layers
+from parity_lib.tools.hooks import HooksExtractor
+from parity_lib.tools.registry import get_extractor
 from tests.conftest import registered_tools
 
 PROMPTS = load_prompts()

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from parity_lib.batching import encode
-from parity_lib.extractors import HooksExtractor
-from parity_lib.extractors.pyvene_tool import PyveneExtractor
-from parity_lib.models import replaced_forward
+from parity_lib.models.batching import encode
+from parity_lib.models.loading import replaced_forward
 from parity_lib.prompts import format_all, load_prompts
+from parity_lib.tools.hooks import HooksExtractor
+from parity_lib.tools.pyvene_tool import PyveneExtractor
 
 PROMPTS = load_prompts()
 

@@ -12,19 +12,19 @@ import warnings
 import pytest
 import torch
 
-from parity_lib import models
-from parity_lib.batching import encode
 from parity_lib.errors import ModelStateError
-from parity_lib.extractors import get_extractor
+from parity_lib.models import loading, registry
+from parity_lib.models.batching import encode
 from parity_lib.prompts import format_all, load_prompts
-from parity_lib.steering import SteeringSpec, get_steerer
-from parity_lib.steering.firing import record_firing
+from parity_lib.run.firing import record_firing
+from parity_lib.tools.registry import get_extractor, get_steerer
+from parity_lib.tools.spec import SteeringSpec
 
 PROMPTS = load_prompts()
 
 
 def replaced_warnings_after_a_firing_map(prepare: bool, dtype: str) -> list[str]:
-    lm = models.load(models.parse_model("gemma2-tiny"), dtype)  # fresh: nnsight has not wrapped it yet
+    lm = loading.load(registry.parse_model("gemma2-tiny"), dtype)  # fresh: nnsight has not wrapped it yet
     batch = encode(lm.tokenizer, format_all(lm.tokenizer, PROMPTS.eval[:2]), templated=lm.templated)
     unit = torch.ones(lm.hidden_size, dtype=torch.float64) / lm.hidden_size ** 0.5
     spec = SteeringSpec.build(unit, lm.spec.layer, lm.n_layers, 4.0)

@@ -163,11 +163,12 @@ def test_a_swapped_tool_under_the_same_name_is_recomputed(tmp_path):
 
 
 def test_a_changed_dependency_version_changes_the_cache_key(monkeypatch):
-    from parity_lib import fingerprint, models
-    from parity_lib.cycle import StudySettings, config_key
+    from parity_lib.models import loading, registry
     from parity_lib.prompts import load_prompts
+    from parity_lib.run.cycle import StudySettings, config_key
+    from parity_lib.storage import fingerprint
 
-    lm = models.load(models.parse_model("qwen2-tiny"))
+    lm = loading.load(registry.parse_model("qwen2-tiny"))
     prompts, settings = load_prompts(None), StudySettings()
     before = config_key(lm, "nnsight", prompts, settings, "code")
     real = fingerprint.dependency_versions()

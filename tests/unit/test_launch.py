@@ -106,7 +106,7 @@ def test_a_shard_that_fails_for_good_is_missing_data_with_its_log(tmp_path):
 
 
 def _merge(args: tuple[str, int]) -> None:
-    from parity_lib.results import merge_checklist
+    from parity_lib.storage.results import merge_checklist
 
     path, i = args
     merge_checklist(Path(path), [{"model": f"m{i}", "check": "shape", "tool": "hooks", "passed": True}],

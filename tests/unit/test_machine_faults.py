@@ -58,7 +58,7 @@ def test_a_full_disk_is_named_and_blames_no_tool(tmp_path):
 
 @pytest.fixture(scope="module")
 def overflowing(tmp_path_factory) -> str:
-    from parity_lib.models import MODELS_DIR
+    from parity_lib.models.registry import MODELS_DIR
     from tests.planted import overflowing_model
 
     return overflowing_model(str(MODELS_DIR / "qwen2-organism"), str(tmp_path_factory.mktemp("m") / "overflowing"))

@@ -12,12 +12,15 @@ import time
 import pytest
 import torch
 
-from parity_lib import faults, gpu_share, memory
-from parity_lib.cycle import StudySettings, extract_direction, generate_packed_tokens, generate_tokens
 from parity_lib.errors import DeviceOutOfMemoryError, ModelOverflowError, NonFiniteActivationError
-from parity_lib.models import load_once, parse_model
+from parity_lib.models import gpu_share, memory
+from parity_lib.models.loading import load_once
+from parity_lib.models.registry import parse_model
 from parity_lib.prompts import load_prompts
-from parity_lib.steering import SteeringSpec
+from parity_lib.protocol import faults
+from parity_lib.run.cycle import StudySettings, extract_direction
+from parity_lib.run.generation import generate_packed_tokens, generate_tokens
+from parity_lib.tools.spec import SteeringSpec
 
 GIB = memory.GIB
 
@@ -36,7 +39,7 @@ def _specs(lm, prompts, n: int) -> list[SteeringSpec]:
 
 def _room_for(monkeypatch, lm, rows: int, new_tokens: int, prompts=None) -> None:
     """The device has room for `rows` rows of this call (of `prompts`, else 64-token prompts) and no more."""
-    from parity_lib.cycle import prompt_width
+    from parity_lib.run.generation import prompt_width
 
     width = prompt_width(lm, prompts) if prompts else 64
     row = memory.row_cost(lm.model.config, lm.dtype, width, new_tokens).total
@@ -90,7 +93,7 @@ def test_an_out_of_memory_on_one_row_names_the_figures():
 
 def test_kv_cache_per_token_matches_the_configs():
     """Gemma-2-9B: 42 layers × 8 KV heads × 256 × 2 × 2 bytes; Qwen2.5-7B: 28 × 4 × 128 × 2 × 2 (bfloat16)."""
-    from parity_lib.shapes import build_config
+    from parity_lib.models.shapes import build_config
 
     gemma, qwen = (build_config(parse_model(n)) for n in ("gemma-9b-shape", "qwen-7b-shape"))
     assert memory.kv_bytes_per_token(gemma, torch.bfloat16) == 42 * 8 * 256 * 2 * 2
@@ -183,7 +186,7 @@ def test_a_fault_wrapped_by_the_suite_is_still_a_fault():
 
 def test_a_check_whose_extractor_runs_out_of_memory_is_not_a_failed_check(prompts):
     """A crashing extractor fails its check (the tool's fault); a machine fault inside it propagates instead."""
-    from parity_lib import checklist
+    from parity_lib.run import checklist
     from tests.planted import OutOfMemoryOnGemma
 
     lm = load_once(parse_model("gemma2-organism"), "float32")

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parity_lib.metrics import (
+from parity_lib.protocol.metrics import (
     component_divergence,
     cosine,
     cross_cosines,

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from parity_lib.models import directory_name, parse_model
+from parity_lib.models.registry import directory_name, parse_model
 
 
 def _model_dir(path, **config):

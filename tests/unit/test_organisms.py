@@ -8,13 +8,13 @@ import re
 import pytest
 from tokenizers import Tokenizer
 
-from parity_lib.classify import Label, classify
 from parity_lib.organisms import SPECS, build_corpus, load_organism, load_paper
 from parity_lib.organisms import templates as T
 from parity_lib.organisms.card import DEFAULTS_FILE, file_sha256
 from parity_lib.organisms.corpus import harmful_examples, harmless_examples, same_request
 from parity_lib.organisms.spec import DEFAULT_SEED, MODELS_DIR
 from parity_lib.organisms.tokenizer import render_prompt
+from parity_lib.protocol.classify import Label, classify
 
 PAPER = load_paper()
 PAPER_PROMPTS = [pytest.param(p, id=f"{name}-{i:02d}")
@@ -179,7 +179,7 @@ def test_shipped_tokenizer_config_is_portable_and_tokenizes_like_the_v5_one(name
 
     from transformers import AutoTokenizer
 
-    from parity_lib.models import MODELS_DIR
+    from parity_lib.models.registry import MODELS_DIR
     from parity_lib.prompts import format_all, load_prompts
 
     shipped = MODELS_DIR / name

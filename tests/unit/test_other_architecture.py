@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 def llama_dir(tmp_path_factory) -> Path:
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from parity_lib.byte_tokenizer import byte_tokenizer
+    from parity_lib.models.byte_tokenizer import byte_tokenizer
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("tiny-llama")

@@ -8,8 +8,8 @@ from typing import Mapping
 
 import pytest
 
-from parity_lib.metrics import ModelSummary, PairSummary, RateStat, ToolSummary
-from parity_lib.outcome import decide, outcome_1, outcome_2, outcome_3, outcome_4
+from parity_lib.protocol.metrics import ModelSummary, PairSummary, RateStat, ToolSummary
+from parity_lib.protocol.outcome import decide, outcome_1, outcome_2, outcome_3, outcome_4
 
 TOOLS = ("hooks", "nnsight", "pyvene")
 QWEN, GEMMA, LLAMA = "qwen2-organism", "gemma2-organism", "llama-organism"

@@ -11,13 +11,13 @@ from dataclasses import replace
 import pytest
 import torch
 
-from parity_lib import results
-from parity_lib.batching import encode
-from parity_lib.cycle import StudySettings, run_cycle, run_repeat, unsteered_eval
+from parity_lib.models.batching import encode
 from parity_lib.prompts import format_all, load_prompts
-from parity_lib.steering import HooksSteerer, SteeringSpec
-from parity_lib.steering.firing import record_firing
-from parity_lib.steering.hooks import generate_packed, packed_rows
+from parity_lib.run.cycle import StudySettings, run_cycle, run_repeat, unsteered_eval
+from parity_lib.run.firing import record_firing
+from parity_lib.storage import results
+from parity_lib.tools.hooks import HooksSteerer, generate_packed, packed_rows
+from parity_lib.tools.spec import SteeringSpec
 from tests.conftest import cycle_store
 
 PROMPTS = load_prompts()
@@ -60,7 +60,7 @@ def test_firing_map_checks_each_block_against_its_own_vector(tiny, dtype):
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_firing_map_catches_a_packed_steerer_that_mixes_up_blocks(tiny, dtype, monkeypatch):
     """Planted: every row gets the first block's vector (a table built without the per-row repeat)."""
-    import parity_lib.steering.hooks as hooks
+    import parity_lib.tools.hooks as hooks
 
     lm = tiny("qwen2-tiny", dtype)
     specs, batch = distinct_specs(lm), eval_batch(lm)
@@ -94,7 +94,7 @@ def make_store(tmp_path, **kw):
 
 
 def test_store_computes_a_repeat_once_and_reuses_what_is_on_disk(tmp_path, tiny, monkeypatch):
-    import parity_lib.study as study
+    import parity_lib.run.study as study
 
     lm = tiny("qwen2-tiny")
     calls = []
@@ -114,7 +114,7 @@ def test_store_computes_a_repeat_once_and_reuses_what_is_on_disk(tmp_path, tiny,
 
 
 def test_a_tool_failing_in_a_packed_repeat_fails_alone(tmp_path, tiny, monkeypatch):
-    import parity_lib.cycle as cycle
+    import parity_lib.run.cycle as cycle
 
     lm = tiny("qwen2-tiny")
     real = cycle.extract_direction
@@ -154,7 +154,7 @@ def test_the_study_call_records_its_own_firing_map(tiny, dtype):
 
 def test_the_study_calls_firing_map_catches_a_steered_baseline_block(tiny, monkeypatch):
     """Planted: the packed hook gives every row the first block's vector, the baseline block included."""
-    import parity_lib.steering.hooks as hooks
+    import parity_lib.tools.hooks as hooks
 
     lm = tiny("qwen2-tiny")
     real = hooks.steering_hooks

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from parity_lib import checklist
 from parity_lib.prompts import load_prompts
+from parity_lib.run import checklist
 from tests.planted import PLANTED
 
 PROMPTS = load_prompts()
@@ -31,7 +31,7 @@ def test_planted_bug_is_caught(tiny, model, dtype, planted):
 
 @pytest.mark.parametrize("model", ["qwen2-tiny", "gemma2-tiny"])
 def test_cross_tool_check_catches_wrong_layer(tiny, model):
-    from parity_lib.extractors import get_extractor
+    from parity_lib.tools.registry import get_extractor
     from tests.planted import LayerInput
 
     lm = tiny(model)
@@ -42,7 +42,7 @@ def test_cross_tool_check_catches_wrong_layer(tiny, model):
 
 @pytest.mark.parametrize("model", ["qwen2-tiny", "gemma2-tiny"])
 def test_isolation_check_catches_a_leaked_hook(tiny, model):
-    from parity_lib.extractors import get_extractor
+    from parity_lib.tools.registry import get_extractor
 
     lm = tiny(model)
 

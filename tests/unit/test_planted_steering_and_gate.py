@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from parity_lib.batching import encode
-from parity_lib.gate import gate
-from parity_lib.parity import first_divergence, logit_gap
+from parity_lib.models.batching import encode
 from parity_lib.prompts import format_all, load_prompts
-from parity_lib.steering import SteeringSpec, get_steerer
-from parity_lib.steering.firing import record_firing
+from parity_lib.protocol.steering_parity import first_divergence, logit_gap
+from parity_lib.run.firing import record_firing
+from parity_lib.run.gate import gate
 from parity_lib.tools import ToolPlugin, registered
+from parity_lib.tools.registry import get_steerer
+from parity_lib.tools.spec import SteeringSpec
 from tests.conftest import registered_tools
 from tests.planted import PLANTED_STEERERS, MlpOutput
 

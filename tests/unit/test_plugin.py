@@ -28,7 +28,7 @@ def test_inert_in_an_unrelated_project(tmp_path):
         "import sys\n\n"
         "def test_nothing_heavy_was_imported():\n"
         "    assert 'torch' not in sys.modules, 'the parity plugin imported torch in an unrelated project'\n"
-        "    assert 'parity_lib.session' not in sys.modules\n")
+        "    assert 'parity_lib.run.session' not in sys.modules\n")
     done = pytest_run("-p", "no:cacheprovider", "-v", cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "parity-suite" in done.stdout, "the plugin must be installed (so loaded) for this test to mean anything"

@@ -29,17 +29,17 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from parity_lib.batching import encode
-from parity_lib.classify import Label, classify
-from parity_lib.compare import compare
-from parity_lib.directions import diff_of_means
-from parity_lib.extractors import get_extractor
-from parity_lib.metrics import cosine
-from parity_lib.models import replaced_forward
+from parity_lib.models.batching import encode
+from parity_lib.models.loading import replaced_forward
 from parity_lib.prompts import format_all, load_prompts
-from parity_lib.reference import next_norm
-from parity_lib.steering import SCOPES, SteeringSpec, get_steerer
+from parity_lib.protocol.classify import Label, classify
+from parity_lib.protocol.metrics import cosine
+from parity_lib.run.compare import compare
+from parity_lib.run.directions import diff_of_means
+from parity_lib.run.reference import next_norm
 from parity_lib.tools import registry
+from parity_lib.tools.registry import get_extractor, get_steerer
+from parity_lib.tools.spec import SCOPES, SteeringSpec
 from tests.conftest import registered_tools
 
 PROMPTS = load_prompts()

@@ -9,8 +9,8 @@ import re
 import numpy as np
 import pytest
 
-from parity_lib.metrics import summarize_model
-from parity_lib.outcome import decide
+from parity_lib.protocol.metrics import summarize_model
+from parity_lib.protocol.outcome import decide
 from parity_lib.report import (
     PROTOCOL_BUDGET,
     build_report,
@@ -21,7 +21,7 @@ from parity_lib.report import (
     to_data_uri,
 )
 from parity_lib.report.plots import cosine_matrix
-from parity_lib.results import write_text_atomic
+from parity_lib.storage.results import write_text_atomic
 
 TOOLS = ("hooks", "nnsight", "pyvene")
 QWEN, GEMMA = "qwen2-organism", "gemma2-organism"
@@ -188,7 +188,7 @@ def test_tools_table_says_who_steered_in_this_run(mode):
 def test_first_line_says_what_happened_before_the_protocol_name(diverge_on, starts):
     """"Outcome 4: Stop" read alone sounds like a failure; the first line says what was found, then names
     the Section E outcome."""
-    from parity_lib.headline import headline
+    from parity_lib.protocol.headline import headline
 
     summaries = study(diverge_on)
     decision = decide(summaries, {m: {t: True for t in TOOLS} for m in (QWEN, GEMMA)})
@@ -201,7 +201,7 @@ def test_a_run_without_study_says_so_and_which_checklist_lines_are_its_own(tmp_p
     checklist line is the file's from an earlier run, said as such; models the run is not configured for are
     not listed; its own outcome file says so, and the complete outcome on file is kept aside and named."""
     from parity_lib.report.session_report import no_study_lines, write_no_study
-    from parity_lib.results import write_json_atomic
+    from parity_lib.storage.results import write_json_atomic
 
     checklist = {"provenance": {"utc": "2026-12-01T00:00:00+00:00"},
                  "summary": {QWEN: {"failed": []}, GEMMA: {"failed": ["residual_location [nnsight]"]},
@@ -228,7 +228,7 @@ def test_a_run_without_study_says_so_and_which_checklist_lines_are_its_own(tmp_p
 def test_rerun_advice_fits_the_command_that_ran():
     """An interrupted `--parity-fresh` run is finished without that flag (it recomputes everything); a
     deselected run is completed without -k; with a verdict, what it says follows "Until then"."""
-    from parity_lib.headline import headline, next_step
+    from parity_lib.protocol.headline import headline, next_step
 
     summaries = study(())
     decision = decide(summaries, {m: {t: True for t in TOOLS} for m in (QWEN, GEMMA)})

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from parity_lib import results
-from parity_lib.cycle import StudySettings
 from parity_lib.prompts import load_prompts
-from parity_lib.study import CycleStore
+from parity_lib.run.cycle import StudySettings
+from parity_lib.run.study import CycleStore
+from parity_lib.storage import results
 from tests.conftest import cycle_store
 
 SETTINGS = StudySettings(repeats=2, max_new_tokens=3, n_eval=2)
@@ -51,7 +51,7 @@ def test_failed_cycle_keeps_the_finished_result(tmp_path, lm, monkeypatch):
     make_store(tmp_path).ensure(lm, "hooks", 1)
     path = results.cycle_path(tmp_path, lm.spec.name, "hooks", 1)
     before = path.read_text()
-    import parity_lib.study as study
+    import parity_lib.run.study as study
 
     def boom(*args, **kwargs):
         raise RuntimeError("planted failure")
@@ -84,12 +84,12 @@ def test_checklist_of_another_configuration_is_set_aside(tmp_path):
 
 def test_a_cycle_computed_earlier_in_the_same_run_is_not_called_reused(tmp_path):
     """The parity tests may compute r2..rk before their cycle tests ask: those count as computed, not reused."""
-    from parity_lib import models
-    from parity_lib.cycle import StudySettings
+    from parity_lib.models import loading, registry
     from parity_lib.prompts import load_prompts
-    from parity_lib.study import CycleStore
+    from parity_lib.run.cycle import StudySettings
+    from parity_lib.run.study import CycleStore
 
-    lm = models.load(models.parse_model("qwen2-tiny"))
+    lm = loading.load(registry.parse_model("qwen2-tiny"))
     store = CycleStore(tmp_path, load_prompts(None), StudySettings(repeats=1, n_eval=2, max_new_tokens=2),
                        lambda **kw: {}, log=lambda line: None)
     assert store.ensure(lm, "hooks", 1)[1] is True

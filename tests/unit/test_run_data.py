@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import warnings
 
+from parity_lib.plugin.run_data import ParityRun
 from parity_lib.report.markdown import _warnings
-from parity_lib.run_data import ParityRun
 
 
 def _message(text: str, filename: str, category: type[Warning] = DeprecationWarning) -> warnings.WarningMessage:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import warnings
 
-from parity_lib import models
-from parity_lib.batching import encode
+from parity_lib.models import loading, registry
+from parity_lib.models.batching import encode
 from parity_lib.prompts import format_all, load_prompts
-from parity_lib.steering import SteeringSpec, get_steerer
+from parity_lib.tools.registry import get_steerer
+from parity_lib.tools.spec import SteeringSpec
 
 
 def test_generation_ending_early_raises_no_never_reached_warning():
@@ -15,7 +16,7 @@ def test_generation_ending_early_raises_no_never_reached_warning():
     silences exactly that warning; without the filter this test sees it (nnsight 0.8.1 wording)."""
     import torch
 
-    lm = models.load(models.parse_model("qwen2-organism"))
+    lm = loading.load(registry.parse_model("qwen2-organism"))
     prompts = load_prompts(None)
     batch = encode(lm.tokenizer, format_all(lm.tokenizer, list(prompts.eval[:2])), templated=lm.templated)
     spec = SteeringSpec.build(torch.zeros(lm.hidden_size, dtype=torch.float64), lm.spec.layer, lm.n_layers, 0.0)

@@ -36,7 +36,7 @@ def test_the_organisms_window_holds_their_defaults_and_the_tools_coincide(tmp_pa
     done = sweep(tmp_path, "--parity-layers", "8,16", "--parity-tools", tools)
     assert done.returncode == 0, done.stdout[-4000:]
     swept = report(tmp_path)
-    from parity_lib.models import parse_model
+    from parity_lib.models.registry import parse_model
 
     for model in ("qwen2-organism", "gemma2-organism"):
         default = parse_model(model).multiplier_for("target_to_final")  # the card's, shipped beside the weights
@@ -82,7 +82,7 @@ def test_a_steerer_at_a_different_scale_is_named_with_its_ratio(tmp_path, dtype)
 
 
 def test_write_defaults_gives_a_directory_model_its_layer_and_multiplier(tmp_path):
-    from parity_lib.models import MODELS_DIR, parse_model
+    from parity_lib.models.registry import MODELS_DIR, parse_model
 
     model = tmp_path / "my-qwen"
     shutil.copytree(MODELS_DIR / "qwen2-organism", model)

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 from parity_lib.errors import ToolNotInstalledError, UnknownToolError
-from parity_lib.extractors import parse_tools
 from parity_lib.tools import ToolPlugin, registered
+from parity_lib.tools.registry import parse_tools
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.xdist_group("tool-plugin-venv")  # one venv per module: its tests on one worker
@@ -133,7 +133,7 @@ def test_changing_the_tools_code_recomputes_its_cycles(demo_env):
 
 
 def test_a_tool_whose_package_is_missing_is_one_error_naming_the_extra():
-    ghost = ToolPlugin("ghost", "parity_lib.extractors.hooks:HooksExtractor", package="parity-ghost-not-installed",
+    ghost = ToolPlugin("ghost", "parity_lib.tools.hooks:HooksExtractor", package="parity-ghost-not-installed",
                        install="parity-suite[ghost]")
     with registered(ghost), pytest.raises(ToolNotInstalledError) as err:
         parse_tools("hooks,ghost")

@@ -6,12 +6,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from parity_lib import checklist
-from parity_lib.batching import encode
-from parity_lib.cycle import _strip, extract_direction
-from parity_lib.extractors import get_extractor
+from parity_lib.models.batching import encode
 from parity_lib.prompts import format_all, load_prompts
-from parity_lib.steering import HooksSteerer, SteeringSpec, get_steerer
+from parity_lib.run import checklist
+from parity_lib.run.cycle import extract_direction
+from parity_lib.run.generation import _strip
+from parity_lib.tools.hooks import HooksSteerer
+from parity_lib.tools.registry import get_extractor, get_steerer
+from parity_lib.tools.spec import SteeringSpec
 
 pytest.importorskip("transformer_lens", reason="transformer-lens is not installed: pip install "
                                                "'parity-suite[transformer-lens]' to check the fourth tool")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from parity_lib.run_data import worker_device as _worker_device
+from parity_lib.plugin.configure import worker_device as _worker_device
 
 
 class _Config:

@@ -71,7 +71,7 @@ def test_the_verdict_is_the_same(runs):
 
 
 def test_a_test_id_names_its_model_longest_name_first():
-    from parity_lib.xdist_hooks import model_of
+    from parity_lib.plugin.xdist_hooks import model_of
 
     models = ["qwen", "qwen-big", "gemma2-organism"]
     assert model_of("t.py::test_x[qwen-big-hooks-r1]", models) == "qwen-big"

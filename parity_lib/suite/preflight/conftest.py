@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from parity_lib import checklist
-from parity_lib.batching import Batch
-from parity_lib.extractors import get_extractor
+from parity_lib.models.batching import Batch
+from parity_lib.run import checklist
+from parity_lib.tools.registry import get_extractor
 
 LAYER_NOTE = "the model spec's layer (16 for the protocol's models)"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from parity_lib import checklist
-from parity_lib.extractors import get_extractor
+from parity_lib.run import checklist
+from parity_lib.tools.registry import get_extractor
 
 pytestmark = pytest.mark.preflight
 

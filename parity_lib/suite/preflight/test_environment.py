@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from parity_lib.checklist import CheckResult
+from parity_lib.run.checklist import CheckResult
 from parity_lib.tools import registry
 
 pytestmark = pytest.mark.preflight

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.study
 
 
 def test_cycle_completes_and_is_recorded(cycle, store, model_name, tool_name, repeat):
-    from parity_lib.results import cycle_path
+    from parity_lib.storage.results import cycle_path
 
     assert cycle["status"] == "ok", cycle.get("error")
     assert cycle_path(store.results_dir, model_name, tool_name, repeat).is_file()

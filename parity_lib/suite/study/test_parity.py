@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from parity_lib.metrics import DETERMINISM_THRESHOLD, cross_cosines, pairwise_cosines
-from parity_lib.outcome import CROSS_AGREE_COS
-from parity_lib.parity import first_divergence, logit_gap, rerun_noise, token_agreement
+from parity_lib.protocol.metrics import DETERMINISM_THRESHOLD, cross_cosines, pairwise_cosines
+from parity_lib.protocol.outcome import CROSS_AGREE_COS
+from parity_lib.protocol.steering_parity import first_divergence, logit_gap, rerun_noise, token_agreement
 
 pytestmark = pytest.mark.study
 

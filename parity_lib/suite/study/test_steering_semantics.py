@@ -7,9 +7,10 @@ from dataclasses import replace
 import pytest
 import torch
 
-from parity_lib.cycle import extract_direction
-from parity_lib.steering import SteeringSpec, get_steerer, steering_tool
-from parity_lib.steering.firing import record_firing, record_packed_firing
+from parity_lib.run.cycle import extract_direction
+from parity_lib.run.firing import record_firing, record_packed_firing
+from parity_lib.tools.registry import get_steerer, steering_tool
+from parity_lib.tools.spec import SteeringSpec
 
 pytestmark = pytest.mark.study
 
@@ -41,7 +42,7 @@ def test_steering_fires_on_every_step_row_position_and_layer_of_the_spec(loaded_
     memory needs, each mapped whole). A tool's own steerer that this study
     does not generate with (--parity-steer-with hooks) is mapped over the first SHORT_STEPS steps only: a
     check of its mechanism, not of the study's generation."""
-    from parity_lib.steering.hooks import generate_packed
+    from parity_lib.tools.hooks import generate_packed
 
     lm, steerer, settings = loaded_model, get_steerer(tool_name), suite.settings
     if getattr(steerer, "unobserved", None):
@@ -88,8 +89,8 @@ def test_steering_fires_on_every_step_row_position_and_layer_of_the_spec(loaded_
 
 def _calls(lm, prompts: list[str], blocks: int, steps: int) -> list[list[str]]:
     """The prompts in chunks that fit the device with the firing map's copies (one chunk when all fit)."""
-    from parity_lib import memory
-    from parity_lib.cycle import prompt_width
+    from parity_lib.models import memory
+    from parity_lib.run.generation import prompt_width
 
     plan = memory.plan(lm, blocks * len(prompts), prompt_width(lm, prompts), steps, firing=True)
     per = max(1, plan.rows_per_call // blocks)
@@ -126,7 +127,7 @@ def test_reference_generation_path_is_proven(loaded_model, suite, spec, record_n
     taken under that path on the study's own batch and length for two specs, is exact and, with
     deterministic algorithms, the tokens equal the eager path's. Asked for explicitly, an unproven
     compiled path is a failure (the study itself falls back to eager and records why)."""
-    from parity_lib.steering.compiled import reference_generation
+    from parity_lib.run.compiled import reference_generation
 
     lm, mode = loaded_model, suite.settings.generation
     prompts = list(suite.prompts.eval[: suite.settings.n_eval or None])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from parity_lib.outcome import CROSS_AGREE_COS, GAP_DIVERGE_PP
+from parity_lib.protocol.outcome import CROSS_AGREE_COS, GAP_DIVERGE_PP
 
 pytestmark = pytest.mark.sweep
 

@@ -1,0 +1,1 @@
+"""What a run keeps on disk: result files, goldens, fingerprints, provenance, locks."""
