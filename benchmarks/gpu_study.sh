@@ -5,12 +5,7 @@
 # Wheels for the tools may travel in .whl/ (a GPU box without an index); they are installed first.
 set -u
 out=$1; shift
-mkdir -p "$out"
-if compgen -G ".whl/*.whl" > /dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-  export PYTHONPATH=/tmp/site:$PWD
-fi
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader > "$out/gpu.txt" 2>&1
+. "$(dirname "$0")/gpu_env.sh"
 start=$(date +%s)
 timeout "${STUDY_TIMEOUT:-540}" python3 -m pytest -m "preflight or study" -p no:cacheprovider \
   ${MODELS:---parity-model qwen-7b-shape --parity-model gemma-9b-shape} --parity-device cuda --parity-dtype bfloat16 \

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from parity_lib.models.batching import encode
-from parity_lib.models.loading import LoadedModel
+from parity_lib.models.loading import LoadedModel, forward_hooked
 from parity_lib.prompts import PromptSet, format_chat
 
 MASSIVE = 100.0  # a dimension is "massive" when its largest |x| exceeds 100× the median |x| of the layer output
@@ -52,13 +52,7 @@ def activation_scale(lm: LoadedModel, prompts: PromptSet) -> dict[str, Any]:
         if len(finite) == lm.spec.layer + 1:
             store.append(out.detach())
 
-    handles = [layer.register_forward_hook(seen) for layer in lm.layers]
-    try:
-        with torch.no_grad():
-            lm.model(**batch.model_inputs(), use_cache=False)
-    finally:
-        for handle in handles:
-            handle.remove()
+    forward_hooked(lm, batch, [layer.register_forward_hook(seen) for layer in lm.layers])
     _refuse_overflow(lm, torch.stack(finite).tolist())
     real = store[0][mask].abs().float()  # [real tokens, H]
     median = float(real.median())

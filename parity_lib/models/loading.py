@@ -266,6 +266,17 @@ def _build_random(spec, torch_dtype, device, seed, attn=None):
     return model, byte_tokenizer()
 
 
+def forward_hooked(lm: LoadedModel, batch: Any, handles: Sequence[Any]) -> None:
+    """One forward of `batch` without cache or gradients; the hook `handles` are removed afterwards, whatever
+    happens (the reference capture, the activation scale)."""
+    try:
+        with torch.no_grad():
+            lm.model(**batch.model_inputs(), use_cache=False)
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 def find_layers_path(model: nn.Module, spec: ModelSpec) -> str:
     """Dotted path of the decoder-layer list: the ModuleList with num_hidden_layers entries."""
     want = getattr(model.config, "num_hidden_layers", None)

@@ -15,7 +15,7 @@ from torch import nn
 
 from parity_lib.errors import UnsupportedModelError
 from parity_lib.models.batching import Batch
-from parity_lib.models.loading import LoadedModel
+from parity_lib.models.loading import LoadedModel, forward_hooked
 from parity_lib.tools.base import unwrap
 
 
@@ -77,10 +77,5 @@ def capture_reference(lm: LoadedModel, batch: Batch, layer: int) -> Reference:
                block.register_forward_pre_hook(save_input("resid_in"), with_kwargs=True),
                attn.register_forward_hook(save("attn")),
                mlp.register_forward_hook(save("mlp"))]
-    try:
-        with torch.no_grad():
-            lm.model(**batch.model_inputs(), use_cache=False)
-    finally:
-        for h in handles:
-            h.remove()
+    forward_hooked(lm, batch, handles)
     return Reference(**store)

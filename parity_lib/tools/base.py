@@ -1,9 +1,13 @@
-"""The extractor Protocol and what every extractor returns.
+"""What every tool is built on: the Protocols and the helpers an extractor and a steerer share.
+
+**Extraction.** The extractor Protocol and what every extractor returns.
 
 An extractor gets a loaded model, a left-padded batch and a layer index, and returns the residual
 stream at the *output* of decoder layer L (the input of layer L+1's input layernorm: pre-LN), as
 `[batch, seq, hidden]` in the model's own dtype. Casting to float32 happens later, explicitly, in the
 direction math (`directions.py`): an extractor never changes the dtype, so the dtype check can see it.
+
+**Steering.** The Steerer Protocol: greedy generation and next-token logits under a SteeringSpec.
 """
 
 from __future__ import annotations
@@ -36,6 +40,22 @@ class Extractor(Protocol):
     def extract(self, lm: LoadedModel, batch: Batch, layer: int) -> Activations:
         """Residual stream at the output of decoder layer `layer` for every token of `batch`."""
         ...
+
+
+class OnePassExtractor:
+    """An extractor that reads several layers in one forward (`extract_many`); one layer is the case of one.
+    `stop_early`: end the forward once the deepest layer asked for is stored (the rest is not needed)."""
+
+    name = ""
+
+    def __init__(self, stop_early: bool = True) -> None:
+        self.stop_early = stop_early
+
+    def extract(self, lm: LoadedModel, batch: Batch, layer: int) -> Activations:
+        return self.extract_many(lm, batch, [layer])[layer]
+
+    def extract_many(self, lm: LoadedModel, batch: Batch, layers: list[int]) -> dict[int, Activations]:
+        raise NotImplementedError
 
 
 def extract_layers(extractor: Extractor, lm: LoadedModel, batch: Batch, layers: list[int]) -> dict[int, Activations]:
@@ -84,10 +104,6 @@ def finish(resid: torch.Tensor, batch: Batch, tool: str) -> Activations:
             f"overflowed in this dtype: rerun with --parity-dtype float32 (or bfloat16 instead of float16)")
     rows = torch.arange(resid.shape[0], device=resid.device)
     return Activations(resid, resid[rows, last_real_index(batch).to(resid.device)])
-
-
-# --- steering ------------------------------------------------------------------------------------------
-# The Steerer Protocol: greedy generation and next-token logits under a SteeringSpec.
 
 
 @runtime_checkable

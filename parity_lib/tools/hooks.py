@@ -1,8 +1,20 @@
-"""Raw PyTorch forward hooks: `register_forward_hook` on decoder layer L, store a detached clone.
+"""Raw PyTorch forward hooks, the whole tool: its extractor, its steerer (the reference steerer) and packed generation.
+
+**Extraction.** Raw PyTorch forward hooks: `register_forward_hook` on decoder layer L, store a detached clone.
 
 The clone matters: a later in-place edit (a steering hook doing `out += v`) would otherwise change
 the stored value. The hook is removed in `finally`, so a failed forward leaves no hook behind; the
 layers after L are skipped by stopping the forward from the hook, which changes nothing before L.
+
+**Steering.** Reference steerer: a forward hook on each steered layer returning `output + m·v`.
+
+It fires on every forward (prompt and each generated token) at every position. It returns a new
+tensor instead of editing in place, so a capture taken earlier is never changed behind its back.
+
+Packed generation (`generate_packed`): several specs that steer the same layers, each on its own block of
+rows of one batch — the hook adds a [rows, 1, H] table, row i its own block's m·v. A decode step is mostly
+kernel launches at these batch sizes, so one call for every tool of a repeat costs about what one tool's
+call did; each row still sees only its own prompt and its own vector.
 """
 
 from __future__ import annotations
@@ -14,7 +26,7 @@ import torch
 
 from parity_lib.models.batching import Batch
 from parity_lib.models.loading import LoadedModel
-from parity_lib.tools.base import Activations, finish, generation_kwargs, unwrap
+from parity_lib.tools.base import Activations, OnePassExtractor, finish, generation_kwargs, unwrap
 from parity_lib.tools.spec import SteeringSpec
 
 
@@ -22,14 +34,8 @@ class _Captured(Exception):
     """Raised from the hook once the tensor is stored: the rest of the forward is not needed."""
 
 
-class HooksExtractor:
+class HooksExtractor(OnePassExtractor):
     name = "hooks"
-
-    def __init__(self, stop_early: bool = True) -> None:
-        self.stop_early = stop_early
-
-    def extract(self, lm: LoadedModel, batch: Batch, layer: int) -> Activations:
-        return self.extract_many(lm, batch, [layer])[layer]
 
     def extract_many(self, lm: LoadedModel, batch: Batch, layers: list[int]) -> dict[int, Activations]:
         """One hook per layer, one forward, stopped after the deepest."""
@@ -53,18 +59,6 @@ class HooksExtractor:
             for handle in handles:
                 handle.remove()
         return {layer: finish(store[layer], batch, self.name) for layer in layers}
-
-
-# --- steering ------------------------------------------------------------------------------------------
-# Reference steerer: a forward hook on each steered layer returning `output + m·v`.
-#
-# It fires on every forward (prompt and each generated token) at every position. It returns a new
-# tensor instead of editing in place, so a capture taken earlier is never changed behind its back.
-#
-# Packed generation (`generate_packed`): several specs that steer the same layers, each on its own block of
-# rows of one batch — the hook adds a [rows, 1, H] table, row i its own block's m·v. A decode step is mostly
-# kernel launches at these batch sizes, so one call for every tool of a repeat costs about what one tool's
-# call did; each row still sees only its own prompt and its own vector.
 
 
 @contextmanager

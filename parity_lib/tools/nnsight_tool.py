@@ -1,9 +1,22 @@
-"""NNsight: wrap the model once with `nnsight.NNsight`, trace, save `layers[L].output`, stop.
+"""NNsight, the whole tool: its extractor and its steerer.
+
+**Extraction.** NNsight: wrap the model once with `nnsight.NNsight`, trace, save `layers[L].output`, stop.
 
 `NNsight(model)` permanently wraps every submodule's forward, so the wrapper is built once per loaded
 model and reused (kept in `LoadedModel.extras`). The tokenizer is never handed to nnsight:
 `TransformersModel` would set its padding side and pad token. `tracer.stop()` after the save skips
 the layers after L and stays exact (measured: bitwise equal to the full forward).
+
+**Steering.** NNsight steering: `output[:] += m·v` on each steered layer inside `tracer.iter[:N]`.
+
+Without `iter` only the prompt forward is edited; with `iter[:k]`, k < N, only k forwards are,
+silently — the firing map catches both. Generation uses `nnsight.TransformersModel` (plain `NNsight`
+has no generate context) built once per model on a *copy* of the tokenizer, because TransformersModel
+changes the tokenizer it is given (padding side, pad token).
+
+The generated ids are taken from the wrapped model's own `generate` return value, not from
+`tracer.result`: when every row reaches EOS before `max_new_tokens`, nnsight never runs the statements
+after an unfinished `iter` loop, so a `tracer.result.save()` placed there is silently skipped.
 """
 
 from __future__ import annotations
@@ -53,19 +66,6 @@ class NNsightExtractor:
                     saved[layer] = envoy_layer(nm, lm, layer).output.save()
                 tracer.stop()
         return {layer: finish(unwrap(out).detach().clone(), batch, self.name) for layer, out in saved.items()}
-
-
-# --- steering ------------------------------------------------------------------------------------------
-# NNsight steering: `output[:] += m·v` on each steered layer inside `tracer.iter[:N]`.
-#
-# Without `iter` only the prompt forward is edited; with `iter[:k]`, k < N, only k forwards are,
-# silently — the firing map catches both. Generation uses `nnsight.TransformersModel` (plain `NNsight`
-# has no generate context) built once per model on a *copy* of the tokenizer, because TransformersModel
-# changes the tokenizer it is given (padding side, pad token).
-#
-# The generated ids are taken from the wrapped model's own `generate` return value, not from
-# `tracer.result`: when every row reaches EOS before `max_new_tokens`, nnsight never runs the statements
-# after an unfinished `iter` loop, so a `tracer.result.save()` placed there is silently skipped.
 
 
 def language_model(lm: LoadedModel):

@@ -1,4 +1,6 @@
-"""pyvene: a `CollectIntervention` on the custom component path `<layers>[L].output`.
+"""pyvene, the whole tool: its extractor and its steerer.
+
+**Extraction.** pyvene: a `CollectIntervention` on the custom component path `<layers>[L].output`.
 
 The default `block_output` component collects over positions and silently reshapes to heads when the
 sequence length divides the hidden size; the explicit module path returns the layer output as is.
@@ -12,6 +14,13 @@ pyvene's own start-of-call hook cleanup, arms a pre-hook on layer L+1 that takes
 activations and ends the forward. pyvene's `finally` removes that hook with its own. Measured on one H200
 (bf16, 10 contrastive prompts): 1.14× (Qwen2-7B shape) / 1.09× (Gemma2-9B shape) a plain batched forward
 before, the whole forward run for one layer's output.
+
+**Steering.** pyvene steering: an additive intervention on `<layers>[l].output` for each steered layer
+(`AdditionIntervention` with a fixed `source_representation`), with
+`intervene_on_prompt=True` (pyvene's default, False, skips the prompt and steers only new tokens).
+
+The IntervenableModel is built once per (layers, vector) and reused; every call removes all forward
+hooks on the model and building one clears `requires_grad`, both restored as for extraction.
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ import torch
 
 from parity_lib.models.batching import Batch
 from parity_lib.models.loading import LoadedModel
-from parity_lib.tools.base import Activations, finish, generation_kwargs, last_logits_only, unwrap
+from parity_lib.tools.base import Activations, OnePassExtractor, finish, generation_kwargs, last_logits_only, unwrap
 from parity_lib.tools.spec import SteeringSpec
 
 
@@ -71,14 +80,8 @@ def _stopping_collect() -> type:
     return StoppingCollect
 
 
-class PyveneExtractor:
+class PyveneExtractor(OnePassExtractor):
     name = "pyvene"
-
-    def __init__(self, stop_early: bool = True) -> None:
-        self.stop_early = stop_early
-
-    def extract(self, lm: LoadedModel, batch: Batch, layer: int) -> Activations:
-        return self.extract_many(lm, batch, [layer])[layer]
 
     def extract_many(self, lm: LoadedModel, batch: Batch, layers: list[int]) -> dict[int, Activations]:
         """One collect intervention per layer, one forward; once the deepest has collected, a pre-hook on the
@@ -115,15 +118,6 @@ class PyveneExtractor:
         if len(collected) != len(layers):
             raise RuntimeError(f"pyvene collected {len(collected)} tensors at layers {layers}, expected {len(layers)}")
         return {layer: finish(unwrap(got).detach().clone(), batch, self.name) for layer, got in zip(layers, collected)}
-
-
-# --- steering ------------------------------------------------------------------------------------------
-# pyvene steering: an additive intervention on `<layers>[l].output` for each steered layer
-# (`AdditionIntervention` with a fixed `source_representation`), with
-# `intervene_on_prompt=True` (pyvene's default, False, skips the prompt and steers only new tokens).
-#
-# The IntervenableModel is built once per (layers, vector) and reused; every call removes all forward
-# hooks on the model and building one clears `requires_grad`, both restored as for extraction.
 
 
 def steering_intervenable(lm: LoadedModel, spec: SteeringSpec):
