@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from parity_lib.golden_store import GoldenExtension
+from parity_lib.storage.golden_store import GoldenExtension
 
 
 class TmpGolden(GoldenExtension):
@@ -41,7 +41,7 @@ TEST = '''
 import json
 from pathlib import Path
 
-from parity_lib.golden_store import GoldenEntry
+from parity_lib.storage.golden_store import GoldenEntry
 
 
 def test_claim(golden, model_name, tool_name):

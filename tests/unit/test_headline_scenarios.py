@@ -134,7 +134,7 @@ def test_preflight_then_study_reports_the_checklist_from_the_preflight(tmp_path)
 
 
 SWAPPED = '''
-from parity_lib.extractors import HooksExtractor
+from parity_lib.tools.hooks import HooksExtractor
 from parity_lib.tools import ToolPlugin, register
 
 
