@@ -139,10 +139,13 @@ def test_target_scope_shifts_that_layer_output_by_exactly_m_v(tiny, model, tool,
     lm = tiny(model)
     spec = SteeringSpec.build(random_unit(lm.hidden_size, seed), layer, lm.n_layers, multiplier, "target")
     batch = batch_of(lm, prompts)
+    steerer = get_steerer(tool)
+    if hasattr(steerer, "prepare"):  # a tool that instruments forwards when it first wraps them does it now, not
+        steerer.prepare(lm)          # inside the norm's wrapper below (as the firing map does)
     with layer_output(lm, layer) as before:
         plain_logits(lm, batch)
     with layer_output(lm, layer) as after:
-        get_steerer(tool).logits(lm, batch, spec)
+        steerer.logits(lm, batch, spec)
     assert len(after) == 1, f"layer {layer}'s output was read {len(after)} times in one forward"
     cmp = compare(after[0], before[0] + spec.vector(lm.dtype, lm.device), atol=0.0)
     assert cmp.bitwise, cmp.message(f"{tool}-steered layer {layer}", "unsteered + m·v")
