@@ -50,7 +50,7 @@ def card_bytes(index: int) -> int:
     return int(total * min(1.0, fraction))
 
 
-def free_bytes(device: torch.device) -> int:
+def device_free_bytes(device: torch.device) -> int:
     """The device's free memory (the other processes' allocations already subtracted)."""
     return int(torch.cuda.mem_get_info(device)[0])
 
@@ -137,5 +137,5 @@ def book(device: torch.device, need: int, label: str, on_wait: Callable[[str], N
 def _settle(device: torch.device, need: int) -> None:
     """The previous holder has left the ledger; its memory returns when its process has exited."""
     deadline = time.monotonic() + SETTLE_S
-    while free_bytes(device) < need and time.monotonic() < deadline:
+    while device_free_bytes(device) < need and time.monotonic() < deadline:
         time.sleep(POLL_S)

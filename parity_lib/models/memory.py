@@ -22,9 +22,8 @@ from typing import Any, Callable, Sequence, TypeVar
 import torch
 
 from parity_lib.errors import DeviceOutOfMemoryError
-from parity_lib.models.gpu_share import booked_by_others, card_bytes
+from parity_lib.models.gpu_share import GIB, booked_by_others, card_bytes, gib
 
-GIB = 1024**3
 USABLE = 0.85  # of the free memory: the allocator's rounding and fragmentation, cuBLAS workspaces
 RESERVE = GIB // 2  # kept free besides: kernels' scratch space, the CUDA context's growth
 T = TypeVar("T")
@@ -68,10 +67,6 @@ class Plan:
         return {"device": self.device, "weights_gib": round(self.weights_bytes / GIB, 2),
                 "free_gib": round(self.free_bytes / GIB, 2), "row_mib": round(self.row_bytes / 2**20, 2),
                 "rows": self.rows, "rows_per_call": self.rows_per_call, "calls": self.calls}
-
-
-def gib(n: float) -> str:
-    return f"{n / GIB:.1f}"
 
 
 def mib(n: float) -> str:

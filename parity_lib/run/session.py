@@ -39,10 +39,8 @@ class Suite:
     def model(self, name: str, on_wait: Callable[[str], None] = lambda line: None) -> LoadedModel:
         """Loaded once per process (per xdist worker), then reused by every test of that model; on a GPU shared
         with another process whose model does not fit beside it, after waiting for its turn (`on_wait`)."""
-        evals = len(self.prompts.eval[: self.settings.n_eval or None])
-        blocks = len(self.tools) + 1 if self.settings.packs(len(self.tools)) else 1
         return load_once(self.spec(name), self.dtype, self.device, on_wait=on_wait,
-                         work=(blocks * evals, self.settings.max_new_tokens), seed=self.seed,
+                         work=(self._widest_call_rows(), self.settings.max_new_tokens), seed=self.seed,
                          trust_remote_code=self.trust_remote_code, allow_network=self.allow_network,
                          attn_implementation=self.attn_implementation)
 
@@ -56,12 +54,20 @@ class Suite:
     def study_plan(self, lm: LoadedModel) -> Any:
         """How the study's widest generate call (a repeat's tools and the baseline, packed) runs on this device."""
         from parity_lib.models.memory import plan
+        from parity_lib.run.generation import prompt_width
 
         evals = list(self.prompts.eval[: self.settings.n_eval or None])
-        blocks = len(self.tools) + 1 if self.settings.packs(len(self.tools)) else 1
+        blocks = self._blocks()
         at_most = self.settings.gen_batch_size * blocks if self.settings.gen_batch_size else 0
-        width = int(lm.encode(evals).input_ids.shape[1])
-        return plan(lm, blocks * len(evals), width, self.settings.max_new_tokens, at_most=at_most)
+        return plan(lm, self._widest_call_rows(), prompt_width(lm, evals), self.settings.max_new_tokens,
+                    at_most=at_most)
+
+    def _blocks(self) -> int:
+        """Blocks of the widest generate call: a repeat's tools and the baseline when packed, else one."""
+        return len(self.tools) + 1 if self.settings.packs(len(self.tools)) else 1
+
+    def _widest_call_rows(self) -> int:
+        return self._blocks() * len(self.prompts.eval[: self.settings.n_eval or None])
 
     def checklist_config(self) -> dict[str, Any]:
         """What makes two checklist runs comparable (stored as the checklist file's "config"; a cycle's

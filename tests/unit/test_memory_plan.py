@@ -116,7 +116,7 @@ def ledger(monkeypatch, tmp_path):
     """A 10 GiB card whose ledger lives in tmp_path (the bookkeeping is the same on any device)."""
     monkeypatch.setattr(gpu_share, "ledger_path", lambda index: tmp_path / "ledger.json")
     monkeypatch.setattr(gpu_share, "card_bytes", lambda index: 10 * GIB)
-    monkeypatch.setattr(gpu_share, "free_bytes", lambda device: 10 * GIB)
+    monkeypatch.setattr(gpu_share, "device_free_bytes", lambda device: 10 * GIB)
     monkeypatch.setattr(gpu_share, "POLL_S", 0.1)
     return tmp_path / "ledger.json"
 
